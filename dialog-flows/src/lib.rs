@@ -1,0 +1,1 @@
+//! kefu's dialog flow language (work in progress: see the flow-language issue).

@@ -1,0 +1,1 @@
+//! kefu's understanding models (work in progress: see the understanding issue).

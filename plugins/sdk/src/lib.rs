@@ -1,0 +1,1 @@
+//! The kefu plugin SDK (work in progress: see the skills issue).

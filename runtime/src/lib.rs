@@ -1,0 +1,2 @@
+//! kefu's runtime: what an operator embeds and runs.
+pub mod http;

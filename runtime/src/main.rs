@@ -1,0 +1,2 @@
+//! The `kefu` command.
+fn main() {}

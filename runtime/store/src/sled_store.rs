@@ -1,0 +1,1 @@
+//! The sled back-end (work in progress).

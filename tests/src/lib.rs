@@ -1,0 +1,1 @@
+//! Helpers shared by kefu's black-box tests, the crash test and the load generator.
