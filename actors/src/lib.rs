@@ -1,7 +1,16 @@
 //! kefu's actors. A conversation is one supervised session actor; the registry finds or
-//! activates exactly one per session key; the supervisor restarts failed sessions from the store
-//! and parks those that keep failing. No HTTP and no storage back-end types live here: channels
-//! talk to [`Conversations`], sessions write through [`kefu_store::Store`].
+//! activates exactly one per session key; the supervisor keeps failures contained, failed
+//! sessions restart from the store, and sessions that keep failing are parked. No HTTP and no
+//! storage back-end types live here: channels talk to [`Conversations`], sessions write through
+//! [`kefu_store::Store`].
 
 pub mod api;
+pub mod events;
+pub mod handler;
+pub mod registry;
+pub mod session;
+pub mod supervisor;
+
 pub use api::*;
+pub use handler::{HandledTurn, HandlerError, TurnContext, TurnHandler};
+pub use registry::{SessionConfig, SessionRegistry, StatsView};

@@ -14,7 +14,9 @@
 //!   and answers [`AppendOutcome::Duplicate`] with the sequence range of the first write, so a
 //!   retried message is never applied twice and its original replies can be read back.
 
+mod memory;
 mod types;
+pub use memory::MemoryStore;
 pub use types::*;
 
 #[cfg(feature = "sled")]

@@ -1,0 +1,412 @@
+//! The session actor: one per conversation, the single writer of that conversation's log.
+//!
+//! Invariants:
+//! - Messages of one session are handled one at a time, in mailbox order (ractor's mailbox is
+//!   FIFO; the handler awaits the store before taking the next message).
+//! - A turn is committed atomically: the user message, the replies and the new state are one
+//!   append, idempotent by message id. The reply is sent only after that append is durable.
+//! - The handler runs on a copy of the state; the in-memory state changes only after the commit.
+//!   A handler that fails or panics therefore never changes durable state: the actor records the
+//!   failure, answers with the polite error, removes itself from the registry and stops with an
+//!   error, and the next message activates a fresh actor from the store.
+//! - After more than `max_failures` failures within `failure_window`, the session is parked:
+//!   the park is persisted, and every later message is refused with [`SendError::Parked`].
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use kefu_store::{AppendOutcome, AppendRequest};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::{debug, info, warn};
+
+use crate::api::{Inbound, Reply, SendError, TurnOutcome};
+use crate::events::{SNAPSHOT_VERSION, SessionEvent, Snapshot, now_ms};
+use crate::handler::{HandledTurn, TurnContext, TurnHandler};
+use crate::registry::{EntryShared, Shared};
+
+/// Messages a session actor handles.
+pub enum SessionMsg {
+    /// One user message; the reply carries the durable outcome.
+    Turn {
+        /// The message.
+        msg: Inbound,
+        /// Where the outcome goes.
+        reply: RpcReplyPort<Result<TurnOutcome, SendError>>,
+    },
+}
+
+/// The session actor. It holds only shared configuration; its state is built in `pre_start`.
+pub struct SessionActor<H: TurnHandler> {
+    pub(crate) shared: Arc<Shared<H>>,
+}
+
+/// Arguments of one activation.
+pub struct SessionArgs {
+    /// The conversation's key.
+    pub(crate) key: Arc<str>,
+    /// The user given with the message that activated the session (used for a new session).
+    pub(crate) user: String,
+    /// The registry entry's counters, shared with the registry.
+    pub(crate) entry: Arc<EntryShared>,
+}
+
+/// A session's in-memory state.
+pub struct SessionState<S> {
+    key: Arc<str>,
+    user: String,
+    /// Head sequence number of the session's log.
+    seq: u64,
+    snapshot: Snapshot<S>,
+    entry: Arc<EntryShared>,
+}
+
+/// How a turn ended, for the actor loop.
+enum TurnEnd {
+    /// Answered; the actor lives on.
+    Done(Result<TurnOutcome, SendError>),
+    /// The handler failed: answered politely, the actor must stop and restart from the store.
+    Failed(Result<TurnOutcome, SendError>, String),
+}
+
+impl<H: TurnHandler> Actor for SessionActor<H> {
+    type Msg = SessionMsg;
+    type State = SessionState<H::State>;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: SessionArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let loaded = self.shared.store.load(&args.key).await?;
+        let state = match loaded {
+            None => SessionState {
+                key: args.key,
+                user: args.user,
+                seq: 0,
+                snapshot: Snapshot {
+                    v: SNAPSHOT_VERSION,
+                    ..Snapshot::default()
+                },
+                entry: args.entry,
+            },
+            Some(loaded) => {
+                if loaded.snapshot_seq != loaded.seq {
+                    // Every append of ours carries the snapshot; a gap means someone else wrote.
+                    warn!(session = %args.key, seq = loaded.seq, snapshot_seq = loaded.snapshot_seq,
+                        "Session snapshot is older than its log");
+                }
+                let snapshot = match loaded.snapshot {
+                    Some(bytes) => serde_json::from_slice::<Snapshot<H::State>>(&bytes)?,
+                    None => Snapshot {
+                        v: SNAPSHOT_VERSION,
+                        ..Snapshot::default()
+                    },
+                };
+                SessionState {
+                    key: args.key,
+                    user: loaded.user,
+                    seq: loaded.seq,
+                    snapshot,
+                    entry: args.entry,
+                }
+            }
+        };
+        debug!(session = %state.key, seq = state.seq, "Session activated");
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: SessionMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SessionMsg::Turn { msg, reply } => {
+                let end = self.turn(state, msg).await;
+                state
+                    .entry
+                    .last_active_ms
+                    .store(now_ms(), Ordering::Relaxed);
+                state.entry.inflight.fetch_sub(1, Ordering::AcqRel);
+                match end {
+                    TurnEnd::Done(outcome) => {
+                        // The caller may have given up (timeout); the turn is durable anyway.
+                        let _ = reply.send(outcome);
+                        Ok(())
+                    }
+                    TurnEnd::Failed(outcome, reason) => {
+                        let _ = reply.send(outcome);
+                        // Leave the registry first so that messages arriving from now on
+                        // activate a fresh actor from the store instead of reaching this one.
+                        self.shared.forget(&state.key, _myself.get_id());
+                        Err(format!("session {} failed: {reason}", state.key).into())
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<H: TurnHandler> SessionActor<H> {
+    async fn turn(&self, state: &mut SessionState<H::State>, msg: Inbound) -> TurnEnd {
+        if state.snapshot.parked {
+            return TurnEnd::Done(Err(SendError::Parked));
+        }
+        let ctx = TurnContext {
+            session: &state.key,
+            user: &state.user,
+            channel: &msg.channel,
+            text: &msg.text,
+            message_id: &msg.message_id,
+        };
+        let mut dialog = state.snapshot.dialog.clone();
+        let handler = &self.shared.handler;
+        let handled =
+            std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(&mut dialog, &ctx)));
+        match handled {
+            Ok(Ok(handled)) => TurnEnd::Done(self.commit(state, &msg, handled, dialog).await),
+            Ok(Err(err)) => self.fail(state, &msg, err.to_string()).await,
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_owned());
+                self.fail(state, &msg, format!("panic: {reason}")).await
+            }
+        }
+    }
+
+    /// Makes a handled turn durable, then updates the in-memory state.
+    async fn commit(
+        &self,
+        state: &mut SessionState<H::State>,
+        msg: &Inbound,
+        handled: HandledTurn,
+        dialog: H::State,
+    ) -> Result<TurnOutcome, SendError> {
+        let at_ms = now_ms();
+        let mut events = Vec::with_capacity(1 + handled.replies.len());
+        events.push(
+            SessionEvent::User {
+                message_id: msg.message_id.clone(),
+                text: msg.text.clone(),
+                channel: msg.channel.clone(),
+                at_ms,
+            }
+            .encode(),
+        );
+        for r in &handled.replies {
+            events.push(
+                SessionEvent::Bot {
+                    message_id: msg.message_id.clone(),
+                    text: r.text.clone(),
+                    at_ms,
+                }
+                .encode(),
+            );
+        }
+        let next = Snapshot {
+            v: SNAPSHOT_VERSION,
+            dialog,
+            parked: false,
+            turns: state.snapshot.turns + 1,
+        };
+        let snapshot = serde_json::to_vec(&next).map_err(|e| {
+            warn!(session = %state.key, error = %e, "Session state does not serialise");
+            SendError::Storage
+        })?;
+        let req = AppendRequest {
+            expected_seq: state.seq,
+            idempotency_key: Some(msg.message_id.clone()),
+            user: state.user.clone(),
+            events,
+            snapshot: Some(snapshot),
+        };
+        match self.append(state, req).await? {
+            AppendOutcome::Appended { last_seq, .. } => {
+                state.seq = last_seq;
+                state.snapshot = next;
+                Ok(TurnOutcome {
+                    session: state.key.to_string(),
+                    message_id: msg.message_id.clone(),
+                    replies: handled.replies,
+                    duplicate: false,
+                    seq: last_seq,
+                    nlu: handled.nlu,
+                    active_flow: handled.active_flow,
+                    failed: false,
+                })
+            }
+            AppendOutcome::Duplicate {
+                first_seq,
+                last_seq,
+            } => {
+                self.stored_outcome(state, &msg.message_id, first_seq, last_seq)
+                    .await
+            }
+            AppendOutcome::Conflict { actual_seq } => {
+                warn!(session = %state.key, expected = state.seq, actual_seq, "Session log moved under us");
+                Err(SendError::Storage)
+            }
+        }
+    }
+
+    /// Appends, and on a sequence conflict reloads the head once: our in-memory head can only be
+    /// behind if an earlier append became durable after reporting an error.
+    async fn append(
+        &self,
+        state: &mut SessionState<H::State>,
+        mut req: AppendRequest,
+    ) -> Result<AppendOutcome, SendError> {
+        let store = &self.shared.store;
+        let first = store.append(&state.key, req.clone()).await.map_err(|e| {
+            warn!(session = %state.key, error = %e, "Append failed");
+            SendError::Storage
+        })?;
+        let AppendOutcome::Conflict { .. } = first else {
+            return Ok(first);
+        };
+        let loaded = store
+            .load(&state.key)
+            .await
+            .map_err(|_| SendError::Storage)?
+            .ok_or(SendError::Storage)?;
+        if let Some(bytes) = loaded.snapshot {
+            state.snapshot = serde_json::from_slice(&bytes).map_err(|_| SendError::Storage)?;
+        }
+        state.seq = loaded.seq;
+        req.expected_seq = loaded.seq;
+        store
+            .append(&state.key, req)
+            .await
+            .map_err(|_| SendError::Storage)
+    }
+
+    /// Rebuilds the outcome of an earlier, already durable turn from its events.
+    async fn stored_outcome(
+        &self,
+        state: &SessionState<H::State>,
+        message_id: &str,
+        first_seq: u64,
+        last_seq: u64,
+    ) -> Result<TurnOutcome, SendError> {
+        let count = (last_seq + 1).saturating_sub(first_seq) as usize;
+        let events = self
+            .shared
+            .store
+            .events(&state.key, first_seq, count)
+            .await
+            .map_err(|_| SendError::Storage)?;
+        let mut replies = Vec::new();
+        let mut failed = false;
+        for ev in events {
+            match SessionEvent::decode(&ev.payload) {
+                Ok(SessionEvent::Bot { text, .. }) => replies.push(Reply { text }),
+                Ok(SessionEvent::Failed { reply, .. }) => {
+                    failed = true;
+                    replies.push(Reply { text: reply });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(session = %state.key, seq = ev.seq, error = %e, "Unreadable event");
+                    return Err(SendError::Storage);
+                }
+            }
+        }
+        Ok(TurnOutcome {
+            session: state.key.to_string(),
+            message_id: message_id.to_owned(),
+            replies,
+            duplicate: true,
+            seq: state.seq.max(last_seq),
+            nlu: None,
+            active_flow: None,
+            failed,
+        })
+    }
+
+    /// Records a failed turn (and the park, when failures repeat), answers politely, and tells
+    /// the actor loop to stop.
+    async fn fail(
+        &self,
+        state: &mut SessionState<H::State>,
+        msg: &Inbound,
+        reason: String,
+    ) -> TurnEnd {
+        let failures = self.shared.record_failure(&state.key);
+        let park = failures > self.shared.config.max_failures;
+        let handler = &self.shared.handler;
+        let reply = if park {
+            handler.parked_notice(&msg.text)
+        } else {
+            handler.polite_error(&msg.text)
+        };
+        warn!(session = %state.key, failures, park, reason = %reason, "Session turn failed");
+        let at_ms = now_ms();
+        let mut events = vec![
+            SessionEvent::User {
+                message_id: msg.message_id.clone(),
+                text: msg.text.clone(),
+                channel: msg.channel.clone(),
+                at_ms,
+            }
+            .encode(),
+            SessionEvent::Failed {
+                message_id: msg.message_id.clone(),
+                reply: reply.clone(),
+                reason: reason.clone(),
+                at_ms,
+            }
+            .encode(),
+        ];
+        let mut snapshot = None;
+        if park {
+            events.push(
+                SessionEvent::Parked {
+                    reason: format!("{failures} failures in a row; last: {reason}"),
+                    at_ms,
+                }
+                .encode(),
+            );
+            let parked = Snapshot {
+                parked: true,
+                ..state.snapshot.clone()
+            };
+            snapshot = serde_json::to_vec(&parked).ok();
+            self.shared.stats.parked.fetch_add(1, Ordering::Relaxed);
+            info!(session = %state.key, "Session parked after repeated failures");
+        }
+        let req = AppendRequest {
+            expected_seq: state.seq,
+            idempotency_key: Some(msg.message_id.clone()),
+            user: state.user.clone(),
+            events,
+            snapshot,
+        };
+        let outcome = match self.append(state, req).await {
+            Ok(AppendOutcome::Appended { last_seq, .. }) => Ok(TurnOutcome {
+                session: state.key.to_string(),
+                message_id: msg.message_id.clone(),
+                replies: vec![Reply { text: reply }],
+                duplicate: false,
+                seq: last_seq,
+                nlu: None,
+                active_flow: None,
+                failed: true,
+            }),
+            Ok(AppendOutcome::Duplicate {
+                first_seq,
+                last_seq,
+            }) => {
+                self.stored_outcome(state, &msg.message_id, first_seq, last_seq)
+                    .await
+            }
+            Ok(AppendOutcome::Conflict { .. }) | Err(_) => Err(SendError::Storage),
+        };
+        TurnEnd::Failed(outcome, reason)
+    }
+}
