@@ -1,2 +1,9 @@
-//! kefu's runtime: what an operator embeds and runs.
+//! kefu's runtime: what an operator embeds and runs. It wires the store, the session layer and
+//! the HTTP/WebSocket API, and holds the `kefu` command's subcommands.
+
+pub mod config;
 pub mod http;
+pub mod server;
+
+pub use config::Config;
+pub use server::{Runtime, RuntimeError, open_sled};

@@ -1,0 +1,173 @@
+//! The operator's configuration: a TOML file, overridden by command-line flags.
+//!
+//! Every field has a default that runs the shipped bot on loopback with embedded storage, so
+//! `kefu serve` needs no file at all. Unknown keys are errors: a typo must not silently fall back
+//! to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kefu_actors::SessionConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::http::HttpConfig;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the embedded store (created if missing).
+    pub data_dir: PathBuf,
+    /// Directory of the bot's flow files.
+    pub flows: PathBuf,
+    /// The session layer: timeouts and limits.
+    pub sessions: SessionConfig,
+    /// The HTTP API: keys and size limits.
+    pub http: HttpConfig,
+    /// Log filter in `tracing`'s env-filter syntax (`info`, `kefu=debug,warn`, ...); `RUST_LOG`
+    /// wins when set.
+    pub log: String,
+    /// Log format: `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("kefu-data"),
+            flows: PathBuf::from("dialog-flows/bots/shop"),
+            sessions: SessionConfig::default(),
+            http: HttpConfig::default(),
+            log: "info".to_owned(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown/mistyped keys.
+    #[error("{path}:{line}:{col}: {message}\n  hint: see docs/operations.md for every key and its default")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        col: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file (or `<flags>`).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Parses TOML text; `path` is used in messages.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|span| line_col(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                col,
+                message: e.message().to_owned(),
+            }
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        self.sessions
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml(Path::new("k.toml"), "").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("kefu-data"));
+    }
+
+    #[test]
+    fn unknown_keys_point_at_the_line() {
+        let err = Config::from_toml(Path::new("k.toml"), "listen = \"127.0.0.1:9000\"\ndata_dri = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("k.toml:2:1: unknown field `data_dri`"), "{err}");
+    }
+
+    #[test]
+    fn nested_sections_parse_and_validate() {
+        let c = Config::from_toml(
+            Path::new("k.toml"),
+            "[sessions]\nidle_timeout_secs = 30\nmax_inflight_per_session = 4\n",
+        )
+        .unwrap();
+        assert_eq!(c.sessions.max_inflight_per_session, 4);
+        let err = Config::from_toml(Path::new("k.toml"), "[sessions]\nidle_timeout_secs = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("idle_timeout_secs"), "{err}");
+    }
+}
