@@ -70,7 +70,9 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML or has unknown/mistyped keys.
-    #[error("{path}:{line}:{col}: {message}\n  hint: see docs/operations.md for every key and its default")]
+    #[error(
+        "{path}:{line}:{col}: {message}\n  hint: see docs/operations.md for every key and its default"
+    )]
     Parse {
         /// The file.
         path: PathBuf,
@@ -151,10 +153,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_point_at_the_line() {
-        let err = Config::from_toml(Path::new("k.toml"), "listen = \"127.0.0.1:9000\"\ndata_dri = \"x\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("k.toml:2:1: unknown field `data_dri`"), "{err}");
+        let err = Config::from_toml(
+            Path::new("k.toml"),
+            "listen = \"127.0.0.1:9000\"\ndata_dri = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("k.toml:2:1: unknown field `data_dri`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ use kefu_runtime::{Config, Runtime, open_sled};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "kefu", version, about = "kefu: a conversational runtime for customer service")]
+#[command(
+    name = "kefu",
+    version,
+    about = "kefu: a conversational runtime for customer service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,12 +83,18 @@ fn main() -> ExitCode {
             }
             cfg.http.api_keys.extend(api_keys);
             if let Ok(keys) = std::env::var("KEFU_API_KEYS") {
-                cfg.http
-                    .api_keys
-                    .extend(keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
+                cfg.http.api_keys.extend(
+                    keys.split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(String::from),
+                );
             }
             init_logs(&cfg);
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
@@ -106,7 +116,9 @@ fn init_logs(cfg: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.log))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -127,10 +139,13 @@ fn check(dir: PathBuf) -> ExitCode {
 }
 
 async fn serve(cfg: Config) -> Result<(), String> {
-    let engine = FlowEngine::load(&cfg.flows).map_err(|e| format!("the flows in {} do not load:\n{e}", cfg.flows.display()))?;
+    let engine = FlowEngine::load(&cfg.flows)
+        .map_err(|e| format!("the flows in {} do not load:\n{e}", cfg.flows.display()))?;
     tracing::info!(flows = %cfg.flows.display(), summary = %engine.summary(), "Flows loaded");
     let store = open_sled(&cfg.data_dir).await.map_err(|e| e.to_string())?;
-    let runtime = Runtime::start(&cfg, store, Arc::new(engine)).await.map_err(|e| e.to_string())?;
+    let runtime = Runtime::start(&cfg, store, Arc::new(engine))
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}\n  hint: is another kefu running? use --listen 127.0.0.1:0 for a free port", cfg.listen))?;

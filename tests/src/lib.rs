@@ -1,1 +1,8 @@
-//! Helpers shared by kefu's black-box tests, the crash test and the load generator.
+//! Helpers shared by kefu's black-box tests, the crash test and the load generator: finding and
+//! starting the `kefu` binary, and a small keep-alive HTTP/1 client for loopback.
+
+#![allow(unreachable_pub)]
+
+pub mod client;
+pub mod process;
+pub mod stats;

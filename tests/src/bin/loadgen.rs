@@ -1,0 +1,298 @@
+//! kefu's load generator: starts the real `kefu` binary on loopback with a fresh data directory,
+//! then drives it and prints figures.
+//!
+//! Phases, all against the same server process in one run:
+//! 1. `/healthz` with N keep-alive connections: the machine's ceiling for this server.
+//! 2. Conversations: N sessions, each on its own connection, sending the turns of a real
+//!    bilingual script one after the other (closed loop); every turn is a durable write.
+//! 3. Optionally, `--live-sessions M`: M more sessions get one message each and stay active, and
+//!    the server's resident memory is read.
+//!
+//! Bounded by design: loopback only, durations capped at 120 s, session counts at 1,000,000.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use kefu_tests::client::Conn;
+use kefu_tests::process::KefuProcess;
+use kefu_tests::stats::percentile;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "Drive a kefu server on loopback and print throughput, latency and memory")]
+struct Args {
+    /// Concurrent sessions (one connection each).
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    /// Seconds to measure each phase.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of warm-up before each measurement.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Additional sessions to activate afterwards, one message each, to measure memory per live session.
+    #[arg(long, default_value_t = 0)]
+    live_sessions: usize,
+    /// Skip the /healthz phase.
+    #[arg(long)]
+    no_healthz: bool,
+    /// Worker threads of the load generator's own runtime.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+}
+
+/// The conversation each virtual user walks through, offset per user so turns are mixed.
+const SCRIPT: &[&str] = &[
+    "你好",
+    "我想查一下我的订单",
+    "订单号是 A20241101123",
+    "啥时候能到啊",
+    "运费多少钱",
+    "怎么退货",
+    "谢谢",
+    "hello",
+    "where is my order",
+    "my order number is B98765432100",
+    "how much is shipping",
+    "I want to return an item",
+    "can I get an invoice",
+    "thanks, bye",
+];
+
+struct Phase {
+    name: &'static str,
+    ok: u64,
+    errors: u64,
+    secs: f64,
+    lat_us: Vec<u32>,
+}
+
+impl Phase {
+    fn print(&self) {
+        let rate = self.ok as f64 / self.secs;
+        println!(
+            "{:<10} {:>10.0}/s  ok {:>9}  errors {:>6}  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms",
+            self.name,
+            rate,
+            self.ok,
+            self.errors,
+            percentile(&self.lat_us, 50.0) as f64 / 1000.0,
+            percentile(&self.lat_us, 95.0) as f64 / 1000.0,
+            percentile(&self.lat_us, 99.0) as f64 / 1000.0,
+        );
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        args.duration > 0.0 && args.duration <= 120.0,
+        "--duration must be in (0, 120]"
+    );
+    anyhow::ensure!(
+        args.warmup >= 0.0 && args.warmup <= 60.0,
+        "--warmup must be in [0, 60]"
+    );
+    anyhow::ensure!(
+        args.sessions >= 1 && args.sessions <= 20_000,
+        "--sessions must be in [1, 20000]"
+    );
+    anyhow::ensure!(
+        args.live_sessions <= 1_000_000,
+        "--live-sessions at most 1,000,000"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // Plenty of fds for thousands of connections.
+    let server = KefuProcess::start(dir.path(), &[])?;
+    let addr = server.addr;
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "the load generator only talks to loopback"
+    );
+    println!(
+        "kefu load test: {} sessions, {:.0} s per phase (+{:.0} s warm-up), server pid {} on {addr}",
+        args.sessions,
+        args.duration,
+        args.warmup,
+        server.child.id()
+    );
+
+    if !args.no_healthz {
+        let p = drive(
+            addr,
+            args.sessions,
+            args.warmup,
+            args.duration,
+            Target::Healthz,
+        )
+        .await?;
+        p.print();
+    }
+    let turns = drive(
+        addr,
+        args.sessions,
+        args.warmup,
+        args.duration,
+        Target::Turns,
+    )
+    .await?;
+    turns.print();
+    if let Some(kib) = server.peak_rss_kib() {
+        println!("server peak RSS {:.1} MiB", kib as f64 / 1024.0);
+    }
+
+    if args.live_sessions > 0 {
+        let before = server.rss_kib().unwrap_or(0);
+        let started = Instant::now();
+        activate(addr, args.live_sessions).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let after = server.rss_kib().unwrap_or(0);
+        println!(
+            "live sessions: activated {} more in {:.1} s; server RSS {:.1} MiB (was {:.1} MiB, {:.2} KiB per session)",
+            args.live_sessions,
+            secs,
+            after as f64 / 1024.0,
+            before as f64 / 1024.0,
+            (after.saturating_sub(before)) as f64 / args.live_sessions as f64
+        );
+        if let Some(kib) = server.peak_rss_kib() {
+            println!("server peak RSS {:.1} MiB", kib as f64 / 1024.0);
+        }
+    }
+    server.kill9()?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Healthz,
+    Turns,
+}
+
+async fn drive(
+    addr: SocketAddr,
+    n: usize,
+    warmup: f64,
+    secs: f64,
+    target: Target,
+) -> anyhow::Result<Phase> {
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(n);
+    for user in 0..n {
+        let measuring = measuring.clone();
+        let stop = stop.clone();
+        let errors = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(4096);
+            let mut conn = match Conn::connect(addr).await {
+                Ok(c) => c,
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return lat;
+                }
+            };
+            let session = format!("load-{user}");
+            let path = format!("/v1/conversations/{session}/messages");
+            let mut turn = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                let result = match target {
+                    Target::Healthz => conn.get("/healthz").await,
+                    Target::Turns => {
+                        let text = SCRIPT[(user + turn) % SCRIPT.len()];
+                        let body = json!({"text": text, "message_id": format!("{session}-{turn}")});
+                        conn.post_json(&path, &body).await
+                    }
+                };
+                turn += 1;
+                let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                match result {
+                    Ok(r) if r.status.is_success() => {
+                        if measuring.load(Ordering::Relaxed) {
+                            lat.push(us);
+                        }
+                    }
+                    Ok(_) | Err(_) => {
+                        if measuring.load(Ordering::Relaxed) {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if conn_broken(&mut conn, addr).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await?);
+    }
+    lat.sort_unstable();
+    Ok(Phase {
+        name: match target {
+            Target::Healthz => "healthz",
+            Target::Turns => "turns",
+        },
+        ok: lat.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        secs: elapsed,
+        lat_us: lat,
+    })
+}
+
+/// After a failed request, reconnect (the server may have closed the connection).
+async fn conn_broken(conn: &mut Conn, addr: SocketAddr) -> anyhow::Result<()> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    *conn = Conn::connect(addr).await?;
+    Ok(())
+}
+
+/// Sends one message to each of `m` new sessions over 200 connections.
+async fn activate(addr: SocketAddr, m: usize) -> anyhow::Result<()> {
+    let conns = 200.min(m);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(addr).await?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= m {
+                    return anyhow::Ok(());
+                }
+                let body = json!({"text": "你好", "message_id": format!("live-{i}")});
+                let r = conn
+                    .post_json(&format!("/v1/conversations/live-{i}/messages"), &body)
+                    .await?;
+                anyhow::ensure!(r.status.is_success(), "activation failed: {}", r.status);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
