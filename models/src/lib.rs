@@ -1,1 +1,29 @@
-//! kefu's understanding models (work in progress: see the understanding issue).
+//! kefu's understanding models: what happens to a user's text before the dialog flow sees it.
+//!
+//! Per user turn, the session actor runs, in this order:
+//! 1. [`normalize`] — NFKC, invisible characters removed, lowercased, whitespace collapsed;
+//! 2. [`Synonyms::apply`] — colloquial phrases rewritten to the canonical ones of the bot;
+//! 3. [`detect_lang`] — Chinese or English, to pick reply templates;
+//! 4. [`IntentClassifier::classify`] — the intent, its calibrated confidence, a top-3
+//!    ranking, and out-of-scope rejection (`intent: None`).
+//!
+//! Everything here is synchronous, allocation-light and immutable once built (`Send +
+//! Sync`): one classifier per bot version is shared by all sessions. Classification costs a
+//! few microseconds; training runs at bot load (well under a second for a few thousand
+//! examples). Errors are [`ModelError`]; classification itself cannot fail.
+
+mod classifier;
+mod config;
+mod error;
+mod features;
+mod linear;
+mod normalize;
+mod synonyms;
+
+pub use classifier::{
+    Calibration, IntentClassifier, IntentExample, IntentPrediction, OOS_INTENT, RANKING_LEN,
+};
+pub use config::ClassifierConfig;
+pub use error::{ModelError, Result};
+pub use normalize::{Lang, detect_lang, detect_lang_or, is_cjk, normalize};
+pub use synonyms::Synonyms;
