@@ -1,0 +1,186 @@
+//! End-to-end: the real server on 127.0.0.1:0 with a temporary sled directory, holding
+//! multi-turn conversations over HTTP and over WebSocket, and surviving a restart.
+
+mod common;
+
+use common::TestServer;
+use futures::{SinkExt, StreamExt};
+use kefu_runtime::Config;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn say(client: &reqwest::Client, server: &TestServer, key: &str, text: &str, id: &str) -> Value {
+    let resp = client
+        .post(server.url(&format!("/v1/conversations/{key}/messages")))
+        .json(&json!({"text": text, "message_id": id}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200, "turn {text:?}");
+    resp.json().await.expect("json")
+}
+
+fn reply_text(v: &Value) -> String {
+    v["replies"]
+        .as_array()
+        .expect("replies")
+        .iter()
+        .map(|r| r["text"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_turn_conversation_over_http_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = TestServer::shop(dir.path(), Config::default()).await;
+
+    let hello = say(&client, &server, "alice", "你好", "a1").await;
+    assert!(!reply_text(&hello).is_empty());
+    assert_eq!(hello["nlu"]["lang"], "zh");
+
+    // Order status: the bot asks for the order number, then answers about that order.
+    let asked = say(&client, &server, "alice", "我想查一下我的订单", "a2").await;
+    assert_eq!(asked["nlu"]["intent"], "order_status", "{asked}");
+    assert!(asked["active_flow"].is_string(), "a flow waits for the order number: {asked}");
+    server.stop().await;
+
+    // Restart on the same data directory: the conversation resumes at the question.
+    let server = TestServer::shop(dir.path(), Config::default()).await;
+    let answered = say(&client, &server, "alice", "订单号是 A20241101123", "a3").await;
+    assert!(
+        reply_text(&answered).contains("A20241101123"),
+        "the flow resumed with the order number: {answered}"
+    );
+
+    // The transcript holds every turn, in order.
+    let conv: Value = client
+        .get(server.url("/v1/conversations/alice"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let users: Vec<&str> = conv["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["role"] == "user")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["你好", "我想查一下我的订单", "订单号是 A20241101123"]);
+    assert_eq!(conv["state"]["slots"]["order_id"], "A20241101123", "{conv}");
+
+    // A retried message is answered from the store.
+    let again = say(&client, &server, "alice", "订单号是 A20241101123", "a3").await;
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(reply_text(&again), reply_text(&answered));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_turn_conversation_over_websocket() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::shop(dir.path(), Config::default()).await;
+    let url = format!("ws://{}/v1/conversations/bob/ws", server.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connects");
+
+    let mut turn = async |text: &str| -> Value {
+        ws.send(Message::text(json!({"text": text}).to_string())).await.unwrap();
+        loop {
+            match ws.next().await.expect("frame").expect("ok frame") {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    };
+    let first = turn("hello").await;
+    assert_eq!(first["type"], "turn", "{first}");
+    assert_eq!(first["nlu"]["lang"], "en");
+    let asked = turn("where is my order").await;
+    assert_eq!(asked["nlu"]["intent"], "order_status", "{asked}");
+    let answered = turn("my order number is B98765432100").await;
+    assert!(reply_text(&answered).contains("B98765432100"), "{answered}");
+
+    // Bad JSON gets an error frame and the socket stays usable.
+    ws.send(Message::text("{not json")).await.unwrap();
+    let err = loop {
+        if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
+            break serde_json::from_str::<Value>(&t).unwrap();
+        }
+    };
+    assert_eq!(err["type"], "error");
+    let mut turn = async |text: &str| -> Value {
+        ws.send(Message::text(json!({"text": text}).to_string())).await.unwrap();
+        loop {
+            if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
+                return serde_json::from_str(&t).unwrap();
+            }
+        }
+    };
+    let thanks = turn("thanks").await;
+    assert_eq!(thanks["type"], "turn");
+
+    // The WebSocket conversation is stored like any other.
+    let conv: Value = reqwest::get(server.url("/v1/conversations/bob")).await.unwrap().json().await.unwrap();
+    let users = conv["transcript"].as_array().unwrap().iter().filter(|e| e["role"] == "user").count();
+    assert_eq!(users, 4);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rasa_rest_channel_answers_in_rasa_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::shop(dir.path(), Config::default()).await;
+    let resp = reqwest::Client::new()
+        .post(server.url("/webhooks/rest/webhook"))
+        .json(&json!({"sender": "carol", "message": "运费多少钱"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let arr = body.as_array().expect("a list");
+    assert!(!arr.is_empty());
+    for m in arr {
+        assert_eq!(m["recipient_id"], "carol");
+        assert!(m["text"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_guard_every_v1_route_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.http.api_keys = vec!["s3cret".into()];
+    let server = TestServer::shop(dir.path(), config).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/conversations/dave/messages");
+    let denied = client.post(&url).json(&json!({"text": "hi"})).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+    let body: Value = denied.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let wrong = client
+        .post(&url)
+        .bearer_auth("nope")
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let ok = client
+        .post(&url)
+        .bearer_auth("s3cret")
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // Health stays open for probes.
+    assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status(), 200);
+    server.stop().await;
+}
