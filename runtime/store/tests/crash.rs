@@ -55,9 +55,9 @@ fn crash_child() {
                 }
             }));
         }
-        for task in tasks {
-            task.await.unwrap();
-        }
+        // The tasks never finish; awaiting one keeps the child alive and surfaces its panic.
+        let first = tasks.swap_remove(0);
+        first.await.unwrap();
     });
 }
 
@@ -104,10 +104,7 @@ fn every_acknowledged_append_survives_sigkill() {
             "round {round}: the child acknowledged nothing"
         );
         for (session, seq) in acks {
-            assert!(
-                seq > acked[session] || seq == acked[session],
-                "acks go forward"
-            );
+            assert!(seq >= acked[session], "acks go forward");
             acked[session] = acked[session].max(seq);
         }
 
