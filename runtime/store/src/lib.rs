@@ -21,6 +21,8 @@ pub use types::*;
 
 #[cfg(feature = "sled")]
 pub mod sled_store;
+#[cfg(feature = "sled")]
+pub use sled_store::{SledStore, SledStoreConfig};
 
 use async_trait::async_trait;
 

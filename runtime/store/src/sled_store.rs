@@ -1,1 +1,380 @@
-//! The sled back-end (work in progress).
+//! The embedded back-end: [`SledStore`], a [`Store`] on one sled tree with group commit.
+//!
+//! **Layout.** One sled tree holds every record, told apart by a kind byte, with
+//! length-prefixed session keys and user ids (see [`codec`] for the table): a meta record per
+//! session (head seq, snapshot seq, user and the snapshot itself, so `load` is one point read),
+//! one key per event (`session ++ seq` big-endian, so a range read is one ordered scan), one
+//! key per idempotency key, and a user index. The directory layout (lock, format marker,
+//! sled's files) is described in `open.rs`.
+//!
+//! **Write path of `append`.**
+//! 1. Under a striped per-session mutex: read the meta record, look up the idempotency key,
+//!    compare the head with `expected_seq`, and apply one `sled::Batch` holding the events, the
+//!    new meta record (with the snapshot), the idempotency record and, on a session's first
+//!    write, its user index entry. A sled batch is recovered all or nothing, and the stripe lock
+//!    makes check-then-write atomic even when two writers race on one session (the directory
+//!    lock rules out other processes).
+//! 2. Release the stripe, take a group-commit ticket and wait, off the lock, until a flush that
+//!    started after the batch was applied has returned (see [`group_commit`]). Only then is the
+//!    append acknowledged.
+//!
+//! `Duplicate` and `Conflict` answers wait for a flush too: the record they were derived from
+//! may still be on its way to disk, and answering from it early would acknowledge data that a
+//! crash could still take away.
+//!
+//! One batch per append, not a cross-tree sled transaction: both take sled's process-wide
+//! write lock, but a transaction adds read/write-set tracking and retries that a single-writer
+//! session does not need. See `DURABILITY.md` for how that lock interacts with flushing.
+//!
+//! Sled calls that only touch a few keys (gets, the batch, a bounded scan) run inline on the
+//! calling task: they take microseconds. The flush runs on the group-commit thread; whole-store
+//! scans (`delete_user`, `session_count`) run on tokio's blocking pool.
+
+mod codec;
+mod group_commit;
+mod open;
+
+use std::hash::BuildHasher;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::{AppendOutcome, AppendRequest, LoadedSession, Result, Store, StoreError, StoredEvent};
+use codec::Meta;
+use group_commit::GroupCommit;
+
+/// Tunables of [`SledStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SledStoreConfig {
+    /// sled's page cache size in bytes. Sessions beyond the cache are read from disk on load.
+    pub cache_capacity_bytes: u64,
+    /// After each `sled::Db::flush`, also `fdatasync` sled's data file. sled's flush on Linux
+    /// ends in `sync_file_range`, which survives a process crash but not necessarily a power
+    /// loss; the extra `fdatasync` makes the acknowledgement hold across power loss too (on
+    /// disks that honour cache flushes). On by default; turn off only for throwaway data.
+    pub fsync: bool,
+    /// sled's own timer flush interval (`None`: off). It is not a durability point — every
+    /// append waits for its own group-commit flush — so it is off by default.
+    pub background_flush_ms: Option<u64>,
+    /// Number of stripes of the per-session write lock. More stripes, fewer false conflicts
+    /// between sessions hashing to the same stripe.
+    pub lock_stripes: usize,
+}
+
+impl Default for SledStoreConfig {
+    fn default() -> Self {
+        SledStoreConfig {
+            cache_capacity_bytes: 256 * 1024 * 1024,
+            fsync: true,
+            background_flush_ms: None,
+            lock_stripes: 1024,
+        }
+    }
+}
+
+/// State shared between the store handle and blocking-pool jobs.
+struct Inner {
+    tree: sled::Db,
+    /// Serialises check-then-write per session (striped by key hash).
+    stripes: Box<[Mutex<()>]>,
+    hasher: std::hash::RandomState,
+    /// The data directory, for error messages.
+    path: String,
+}
+
+/// A [`Store`] on an embedded sled database with group commit. See the module docs.
+pub struct SledStore {
+    inner: Arc<Inner>,
+    /// Dropped after `inner`: joins the flusher (which holds the last other database handle),
+    /// so the files are closed before the directory lock is released below.
+    commit: GroupCommit,
+    /// Holds the directory lock for the store's lifetime.
+    _lock: std::fs::File,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in directory `path` with default tunables.
+    ///
+    /// Fails with [`StoreError::Locked`] when another store holds the directory, and with
+    /// [`StoreError::Corrupted`] (or [`StoreError::Io`]) when its files are damaged or of
+    /// another layout version. Blocks while sled recovers its log: call it before serving, or
+    /// from `spawn_blocking`.
+    pub fn open(path: &Path) -> Result<SledStore> {
+        SledStore::open_with(path, SledStoreConfig::default())
+    }
+
+    /// Opens the store in `path` with the given tunables. See [`SledStore::open`].
+    pub fn open_with(path: &Path, config: SledStoreConfig) -> Result<SledStore> {
+        let opened = open::open_dir(path, &config)?;
+        let flush_db = opened.db.clone();
+        let data_file = opened.data_file;
+        let fsync = config.fsync;
+        let commit = GroupCommit::start(Box::new(move || {
+            flush_db.flush().map_err(|e| format!("sled flush: {e}"))?;
+            if fsync {
+                data_file
+                    .sync_data()
+                    .map_err(|e| format!("fdatasync of sled data file: {e}"))?;
+            }
+            Ok(())
+        }))
+        .map_err(|e| StoreError::Io {
+            op: "start flusher thread",
+            detail: e.to_string(),
+        })?;
+        let stripes = (0..config.lock_stripes.max(1))
+            .map(|_| Mutex::new(()))
+            .collect();
+        tracing::info!(path = %path.display(), "Store opened");
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                tree: opened.db,
+                stripes,
+                hasher: std::hash::RandomState::new(),
+                path: path.display().to_string(),
+            }),
+            commit,
+            _lock: opened.lock,
+        })
+    }
+
+    /// How many group-commit flushes have run since open (for metrics and benchmarks:
+    /// appends divided by flushes is the group size).
+    pub fn flush_count(&self) -> u64 {
+        self.commit.flushes()
+    }
+}
+
+impl Inner {
+    fn stripe(&self, session: &str) -> &Mutex<()> {
+        let index = self.hasher.hash_one(session) as usize % self.stripes.len();
+        &self.stripes[index]
+    }
+
+    fn err(&self, op: &'static str) -> impl Fn(sled::Error) -> StoreError + '_ {
+        move |e| match e {
+            sled::Error::Corruption { .. } => StoreError::Corrupted {
+                path: self.path.clone(),
+                detail: format!("{op}: {e}"),
+            },
+            other => StoreError::Io {
+                op,
+                detail: other.to_string(),
+            },
+        }
+    }
+
+    fn meta(&self, session: &str) -> Result<Option<Meta>> {
+        self.tree
+            .get(codec::meta_key(session))
+            .map_err(self.err("read session"))?
+            .map(|bytes| Meta::decode(&bytes, session))
+            .transpose()
+    }
+
+    /// Check-then-write of one append, under the session's stripe lock. Returns the outcome;
+    /// the caller still has to wait for durability.
+    fn append_locked(&self, session: &str, req: AppendRequest) -> Result<AppendOutcome> {
+        let _stripe = self.stripe(session).lock();
+        let meta = self.meta(session)?;
+        let head = meta.as_ref().map_or(0, |m| m.seq);
+        let idem_key = req
+            .idempotency_key
+            .as_deref()
+            .map(|k| codec::idem_key(session, k));
+        if let Some(key) = &idem_key {
+            // Before the head check: a retry carries the stale expected_seq of its first try.
+            if let Some(value) = self
+                .tree
+                .get(key)
+                .map_err(self.err("read idempotency key"))?
+            {
+                let (first_seq, last_seq) = codec::decode_idem(&value, session)?;
+                return Ok(AppendOutcome::Duplicate {
+                    first_seq,
+                    last_seq,
+                });
+            }
+        }
+        if head != req.expected_seq {
+            return Ok(AppendOutcome::Conflict { actual_seq: head });
+        }
+        let first_seq = head + 1;
+        let last_seq = u64::try_from(req.events.len())
+            .ok()
+            .and_then(|n| head.checked_add(n))
+            .ok_or_else(|| StoreError::BadRecord {
+                session: session.to_owned(),
+                detail: "sequence number would overflow".into(),
+            })?;
+
+        let mut batch = sled::Batch::default();
+        let prefix = codec::event_prefix(session);
+        for (seq, payload) in (first_seq..).zip(req.events) {
+            batch.insert(codec::event_key(&prefix, seq), payload);
+        }
+        if let Some(key) = idem_key {
+            batch.insert(key, &codec::idem_value(first_seq, last_seq));
+        }
+        let new_meta = match meta {
+            Some(old) => {
+                let (snapshot_seq, snapshot) = match req.snapshot {
+                    Some(snapshot) => (last_seq, Some(snapshot)),
+                    None => (old.snapshot_seq, old.snapshot),
+                };
+                Meta {
+                    seq: last_seq,
+                    snapshot_seq,
+                    user: old.user,
+                    snapshot,
+                }
+            }
+            None => {
+                batch.insert(codec::user_key(&req.user, session), &[]);
+                let snapshot_seq = if req.snapshot.is_some() { last_seq } else { 0 };
+                Meta {
+                    seq: last_seq,
+                    snapshot_seq,
+                    user: req.user,
+                    snapshot: req.snapshot,
+                }
+            }
+        };
+        batch.insert(codec::meta_key(session), new_meta.encode());
+        self.tree.apply_batch(batch).map_err(self.err("append"))?;
+        Ok(AppendOutcome::Appended {
+            first_seq,
+            last_seq,
+        })
+    }
+
+    fn events(&self, session: &str, from_seq: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let prefix = codec::event_prefix(session);
+        let start = codec::event_key(&prefix, from_seq);
+        let mut out = Vec::new();
+        for item in self.tree.range(start..).take(limit) {
+            let (key, payload) = item.map_err(self.err("read events"))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let seq = codec::event_seq(&prefix, &key, session)?;
+            out.push(StoredEvent {
+                seq,
+                payload: payload.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn sessions_of_user(&self, user: &str) -> Result<Vec<String>> {
+        let prefix = codec::user_prefix(user);
+        self.tree
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|key| {
+                codec::user_key_session(&prefix, &key.map_err(self.err("read user index"))?, user)
+            })
+            .collect()
+    }
+
+    /// Removes every record of `user`'s sessions, one atomic batch per session.
+    fn delete_user(&self, user: &str) -> Result<usize> {
+        let mut deleted = 0;
+        for session in self.sessions_of_user(user)? {
+            let _stripe = self.stripe(&session).lock();
+            let mut batch = sled::Batch::default();
+            for prefix in [codec::event_prefix(&session), codec::idem_prefix(&session)] {
+                for key in self.tree.scan_prefix(&prefix).keys() {
+                    batch.remove(key.map_err(self.err("scan session for deletion"))?);
+                }
+            }
+            let meta_key = codec::meta_key(&session);
+            if self
+                .tree
+                .contains_key(&meta_key)
+                .map_err(self.err("read session"))?
+            {
+                deleted += 1;
+            }
+            batch.remove(meta_key);
+            batch.remove(codec::user_key(user, &session));
+            self.tree
+                .apply_batch(batch)
+                .map_err(self.err("delete session"))?;
+        }
+        Ok(deleted)
+    }
+
+    fn session_count(&self) -> Result<usize> {
+        let mut count = 0;
+        for key in self.tree.scan_prefix(codec::meta_all_prefix()).keys() {
+            key.map_err(self.err("count sessions"))?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+impl SledStore {
+    /// Runs a whole-store scan on the blocking pool, off the async worker threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || job(&inner))
+            .await
+            .map_err(|e| StoreError::Io {
+                op: "blocking store job",
+                detail: e.to_string(),
+            })?
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn append(&self, session: &str, req: AppendRequest) -> Result<AppendOutcome> {
+        let outcome = self.inner.append_locked(session, req)?;
+        // Every outcome waits: even a Duplicate/Conflict was read from a record that may not be
+        // durable yet (its own writer may still be waiting for the flush).
+        self.commit.flush_after_write().await?;
+        Ok(outcome)
+    }
+
+    async fn load(&self, session: &str) -> Result<Option<LoadedSession>> {
+        Ok(self.inner.meta(session)?.map(Meta::into_loaded))
+    }
+
+    async fn events(&self, session: &str, from_seq: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.inner.events(session, from_seq, limit)
+    }
+
+    async fn sessions_of_user(&self, user: &str) -> Result<Vec<String>> {
+        self.inner.sessions_of_user(user)
+    }
+
+    async fn delete_user(&self, user: &str) -> Result<usize> {
+        let user = user.to_owned();
+        let deleted = self.blocking(move |inner| inner.delete_user(&user)).await?;
+        self.commit.flush_after_write().await?;
+        Ok(deleted)
+    }
+
+    async fn session_count(&self) -> Result<usize> {
+        self.blocking(Inner::session_count).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.commit.flush_after_write().await
+    }
+}

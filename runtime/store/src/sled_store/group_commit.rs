@@ -1,0 +1,202 @@
+//! Group commit: one dedicated thread makes writes durable for many waiting appends at once.
+//!
+//! Protocol (the correctness argument lives here, so read it before changing anything):
+//! 1. A writer applies its batch to sled, *then* calls [`GroupCommit::ticket`]. The ticket is
+//!    the number of the next flush that has not started yet (`started + 1`), taken under the
+//!    state lock, and marks a flush as requested.
+//! 2. The flusher thread, under the same lock, bumps `started` to `g` and releases the lock,
+//!    then runs the sync function. Because the writer's batch was applied before the writer took
+//!    its ticket, and flush `g` starts after the ticket was handed out, flush `g` covers the batch.
+//! 3. When the sync function returns, `completed` becomes `g` (flushes complete in order: there
+//!    is one flusher thread) and every waiter with ticket `<= g` is released.
+//!
+//! So an append is acknowledged only after a flush that started after its write returned, and
+//! every append that arrives while a flush runs rides on the next one: one flush acknowledges
+//! as many appends as arrived during the previous flush. No timer, no batching window — the
+//! batch size adapts to load by itself.
+//!
+//! A failed flush fails every waiter released by it with [`StoreError::Io`]; a waiter may also
+//! see a failure of a later flush than its own (it is woken late). That errs on the safe side:
+//! the write may be durable after all, and a retry with the same idempotency key answers
+//! `Duplicate`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use crate::{Result, StoreError};
+
+/// The function that makes everything written so far durable.
+pub(crate) type SyncFn = Box<dyn FnMut() -> std::result::Result<(), String> + Send>;
+
+/// What waiters watch: how far flushing has got.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// Number of the last completed flush.
+    completed: u64,
+    /// The number and message of the latest failed flush.
+    last_failure: Option<(u64, Arc<str>)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Number of the last flush that started.
+    started: u64,
+    /// Someone holds a ticket for flush `started + 1`.
+    requested: bool,
+    /// Stop after flushing what is requested.
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    progress: watch::Sender<Progress>,
+    /// Flushes run so far (for benchmarks and metrics).
+    flushes: AtomicU64,
+}
+
+/// Handle to the flusher thread. Dropping it flushes what is pending and joins the thread.
+pub(crate) struct GroupCommit {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl GroupCommit {
+    /// Starts the flusher thread with `sync` as its durability step.
+    pub(crate) fn start(sync: SyncFn) -> std::io::Result<GroupCommit> {
+        let (progress, _) = watch::channel(Progress::default());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            progress,
+            flushes: AtomicU64::new(0),
+        });
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("kefu-store-flush".into())
+            .spawn(move || run(&thread_shared, sync))?;
+        Ok(GroupCommit {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Takes a ticket for the next flush to start; call it after the write has been applied.
+    pub(crate) fn ticket(&self) -> u64 {
+        let mut state = self.shared.state.lock();
+        state.requested = true;
+        let ticket = state.started + 1;
+        drop(state);
+        self.shared.wake.notify_one();
+        ticket
+    }
+
+    /// Waits until the flush numbered `ticket` (or a later one) has completed.
+    pub(crate) async fn wait(&self, ticket: u64) -> Result<()> {
+        let mut rx = self.shared.progress.subscribe();
+        let progress = rx
+            .wait_for(|p| p.completed >= ticket)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        match &progress.last_failure {
+            Some((failed, detail)) if *failed >= ticket => Err(StoreError::Io {
+                op: "flush",
+                detail: detail.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes a ticket and waits for it: everything written before this call is durable after.
+    pub(crate) async fn flush_after_write(&self) -> Result<()> {
+        let ticket = self.ticket();
+        self.wait(ticket).await
+    }
+
+    /// How many flushes have run.
+    pub(crate) fn flushes(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        self.shared.state.lock().shutdown = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.lock().take() {
+            // Joining makes sure the thread's clone of the database is gone when the store is,
+            // so the directory can be reopened right away. A panicked flusher has nothing left
+            // to clean up.
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, mut sync: SyncFn) {
+    loop {
+        let generation = {
+            let mut state = shared.state.lock();
+            while !state.requested && !state.shutdown {
+                shared.wake.wait(&mut state);
+            }
+            if !state.requested {
+                break;
+            }
+            state.requested = false;
+            state.started += 1;
+            state.started
+        };
+        let result = sync();
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
+        if let Err(detail) = &result {
+            tracing::error!(generation, error = %detail, "Store flush failed");
+        }
+        shared.progress.send_modify(|p| {
+            p.completed = generation;
+            if let Err(detail) = result {
+                p.last_failure = Some((generation, detail.into()));
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[tokio::test]
+    async fn waiters_are_released_only_after_their_flush() {
+        let in_sync = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&in_sync);
+        let gc = GroupCommit::start(Box::new(move || {
+            flag.store(true, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            flag.store(false, Ordering::SeqCst);
+            Ok(())
+        }))
+        .unwrap();
+        let gc = Arc::new(gc);
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let gc = Arc::clone(&gc);
+            tasks.push(tokio::spawn(async move { gc.flush_after_write().await }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        // 50 concurrent requests share far fewer flushes.
+        assert!(gc.flushes() < 50, "flushes = {}", gc.flushes());
+    }
+
+    #[tokio::test]
+    async fn failures_reach_the_waiters() {
+        let gc = GroupCommit::start(Box::new(|| Err("disk on fire".into()))).unwrap();
+        let err = gc.flush_after_write().await.unwrap_err();
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+    }
+}
