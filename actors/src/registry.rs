@@ -259,6 +259,25 @@ impl<H: TurnHandler> SessionRegistry<H> {
         sweep(&self.shared, Duration::ZERO);
     }
 
+    /// Loads a session into memory ahead of its next message (e.g. when a user opens the chat
+    /// widget) and returns its head sequence number. Creates nothing in the store.
+    pub async fn activate(&self, key: &str, user: &str) -> Result<u64, SendError> {
+        for _ in 0..3 {
+            let (actor, entry) = self.acquire(key, user)?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if actor.cast(SessionMsg::Ping { reply: tx.into() }).is_err() {
+                entry.inflight.fetch_sub(1, Ordering::AcqRel);
+                self.shared.forget(key, actor.get_id());
+                continue;
+            }
+            match rx.await {
+                Ok(seq) => return Ok(seq),
+                Err(_) => self.shared.forget(key, actor.get_id()),
+            }
+        }
+        Err(SendError::Storage)
+    }
+
     /// Stops taking messages, stops every session actor and flushes the store.
     pub async fn shutdown(&self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);

@@ -34,6 +34,11 @@ pub enum SessionMsg {
         /// Where the outcome goes.
         reply: RpcReplyPort<Result<TurnOutcome, SendError>>,
     },
+    /// Answers once the actor is running (its state loaded): activation ahead of a message.
+    Ping {
+        /// Gets the session's head sequence number.
+        reply: RpcReplyPort<u64>,
+    },
 }
 
 /// The session actor. It holds only shared configuration; its state is built in `pre_start`.
@@ -124,6 +129,11 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
+            SessionMsg::Ping { reply } => {
+                state.entry.inflight.fetch_sub(1, Ordering::AcqRel);
+                let _ = reply.send(state.seq);
+                Ok(())
+            }
             SessionMsg::Turn { msg, reply } => {
                 let end = self.turn(state, msg).await;
                 state

@@ -15,14 +15,22 @@ fn shop() -> std::path::PathBuf {
 #[test]
 fn check_accepts_the_shipped_bot() {
     let out = kefu().arg("check").arg(shop()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
 
 #[test]
 fn check_reports_errors_with_positions_and_exit_code_1() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bot.yaml"), "flows:\n  greet:\n    steps:\n      - sya: hello\n").unwrap();
+    std::fs::write(
+        dir.path().join("bot.yaml"),
+        "flows:\n  greet:\n    steps:\n      - sya: hello\n",
+    )
+    .unwrap();
     let out = kefu().arg("check").arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -33,8 +41,17 @@ fn check_reports_errors_with_positions_and_exit_code_1() {
 fn serve_refuses_a_config_with_unknown_keys_pointing_at_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("kefu.toml");
-    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n\n[sessions]\nidle_timeout = 5\n").unwrap();
-    let out = kefu().arg("serve").arg("--config").arg(&cfg).output().unwrap();
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\n\n[sessions]\nidle_timeout = 5\n",
+    )
+    .unwrap();
+    let out = kefu()
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("kefu.toml:4:1"), "{err}");
@@ -88,5 +105,8 @@ fn serve_fails_clearly_when_the_data_directory_is_locked_or_damaged() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
-    assert!(err.contains("damaged") || err.contains("cannot be opened"), "{err}");
+    assert!(
+        err.contains("damaged") || err.contains("cannot be opened"),
+        "{err}"
+    );
 }

@@ -14,9 +14,8 @@ use kefu_actors::events::SessionEvent;
 use kefu_store::{SledStore, Store};
 use kefu_tests::client::Conn;
 use kefu_tests::process::KefuProcess;
-use std::sync::Mutex;
 use serde_json::{Value, json};
-
+use std::sync::Mutex;
 
 const CLIENTS: usize = 12;
 
@@ -45,13 +44,18 @@ fn message(client: usize, n: u64) -> String {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
 
 async fn run_client(addr: std::net::SocketAddr, client: usize, log: Arc<Mutex<ClientLog>>) {
-    let Ok(mut conn) = Conn::connect(addr).await else { return };
+    let Ok(mut conn) = Conn::connect(addr).await else {
+        return;
+    };
     let session = format!("crash-{client}");
     let path = format!("/v1/conversations/{session}/messages");
     loop {
@@ -68,10 +72,17 @@ async fn run_client(addr: std::net::SocketAddr, client: usize, log: Arc<Mutex<Cl
                 }
             }
         };
-        let Ok(resp) = conn.post_json(&path, &json!({"text": text, "message_id": id})).await else {
+        let Ok(resp) = conn
+            .post_json(&path, &json!({"text": text, "message_id": id}))
+            .await
+        else {
             return; // killed: the message stays pending
         };
-        assert!(resp.status.is_success(), "unexpected status {} for {id}", resp.status);
+        assert!(
+            resp.status.is_success(),
+            "unexpected status {} for {id}",
+            resp.status
+        );
         let body: Value = serde_json::from_slice(&resp.body).expect("json");
         let mut l = log.lock().unwrap();
         if let Some(number) = text.strip_prefix("订单号是 ") {
@@ -137,7 +148,10 @@ fn acknowledged_messages_survive_kill_9_exactly_once_in_order() {
             if let Some((id, text)) = pending {
                 let mut conn = Conn::connect(server.addr).await.unwrap();
                 let r = conn
-                    .post_json(&format!("/v1/conversations/crash-{i}/messages"), &json!({"text": text, "message_id": id}))
+                    .post_json(
+                        &format!("/v1/conversations/crash-{i}/messages"),
+                        &json!({"text": text, "message_id": id}),
+                    )
                     .await
                     .unwrap();
                 assert!(r.status.is_success());
@@ -155,8 +169,15 @@ fn acknowledged_messages_survive_kill_9_exactly_once_in_order() {
     rt.block_on(async {
         for (i, log) in logs.iter().enumerate() {
             let l = log.lock().unwrap();
-            assert!(l.resume_failures.is_empty(), "client {i} did not resume: {:?}", l.resume_failures);
-            let events = store.events(&format!("crash-{i}"), 1, usize::MAX).await.unwrap();
+            assert!(
+                l.resume_failures.is_empty(),
+                "client {i} did not resume: {:?}",
+                l.resume_failures
+            );
+            let events = store
+                .events(&format!("crash-{i}"), 1, usize::MAX)
+                .await
+                .unwrap();
             for (k, ev) in events.iter().enumerate() {
                 assert_eq!(ev.seq, k as u64 + 1, "client {i}: the log has a gap");
             }
@@ -168,11 +189,23 @@ fn acknowledged_messages_survive_kill_9_exactly_once_in_order() {
                 })
                 .collect();
             let unique: HashSet<&String> = stored.iter().collect();
-            assert_eq!(unique.len(), stored.len(), "client {i}: a message was applied twice");
-            assert_eq!(stored, l.acked, "client {i}: stored messages differ from acknowledged ones");
+            assert_eq!(
+                unique.len(),
+                stored.len(),
+                "client {i}: a message was applied twice"
+            );
+            assert_eq!(
+                stored, l.acked,
+                "client {i}: stored messages differ from acknowledged ones"
+            );
             total += l.acked.len();
         }
     });
-    println!("crash test: {total} acknowledged messages across {CLIENTS} sessions, all present once, in order");
-    assert!(total > CLIENTS * 2, "the clients made progress ({total} messages)");
+    println!(
+        "crash test: {total} acknowledged messages across {CLIENTS} sessions, all present once, in order"
+    );
+    assert!(
+        total > CLIENTS * 2,
+        "the clients made progress ({total} messages)"
+    );
 }

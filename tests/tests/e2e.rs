@@ -9,7 +9,13 @@ use kefu_runtime::Config;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-async fn say(client: &reqwest::Client, server: &TestServer, key: &str, text: &str, id: &str) -> Value {
+async fn say(
+    client: &reqwest::Client,
+    server: &TestServer,
+    key: &str,
+    text: &str,
+    id: &str,
+) -> Value {
     let resp = client
         .post(server.url(&format!("/v1/conversations/{key}/messages")))
         .json(&json!({"text": text, "message_id": id}))
@@ -43,7 +49,10 @@ async fn multi_turn_conversation_over_http_survives_a_restart() {
     // Order status: the bot asks for the order number, then answers about that order.
     let asked = say(&client, &server, "alice", "我想查一下我的订单", "a2").await;
     assert_eq!(asked["nlu"]["intent"], "order_status", "{asked}");
-    assert!(asked["active_flow"].is_string(), "a flow waits for the order number: {asked}");
+    assert!(
+        asked["active_flow"].is_string(),
+        "a flow waits for the order number: {asked}"
+    );
     server.stop().await;
 
     // Restart on the same data directory: the conversation resumes at the question.
@@ -70,7 +79,10 @@ async fn multi_turn_conversation_over_http_survives_a_restart() {
         .filter(|e| e["role"] == "user")
         .map(|e| e["text"].as_str().unwrap())
         .collect();
-    assert_eq!(users, ["你好", "我想查一下我的订单", "订单号是 A20241101123"]);
+    assert_eq!(
+        users,
+        ["你好", "我想查一下我的订单", "订单号是 A20241101123"]
+    );
     assert_eq!(conv["state"]["slots"]["order_id"], "A20241101123", "{conv}");
 
     // A retried message is answered from the store.
@@ -85,10 +97,14 @@ async fn multi_turn_conversation_over_websocket() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::shop(dir.path(), Config::default()).await;
     let url = format!("ws://{}/v1/conversations/bob/ws", server.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connects");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connects");
 
     let mut turn = async |text: &str| -> Value {
-        ws.send(Message::text(json!({"text": text}).to_string())).await.unwrap();
+        ws.send(Message::text(json!({"text": text}).to_string()))
+            .await
+            .unwrap();
         loop {
             match ws.next().await.expect("frame").expect("ok frame") {
                 Message::Text(t) => return serde_json::from_str(&t).unwrap(),
@@ -114,7 +130,9 @@ async fn multi_turn_conversation_over_websocket() {
     };
     assert_eq!(err["type"], "error");
     let mut turn = async |text: &str| -> Value {
-        ws.send(Message::text(json!({"text": text}).to_string())).await.unwrap();
+        ws.send(Message::text(json!({"text": text}).to_string()))
+            .await
+            .unwrap();
         loop {
             if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
                 return serde_json::from_str(&t).unwrap();
@@ -125,8 +143,18 @@ async fn multi_turn_conversation_over_websocket() {
     assert_eq!(thanks["type"], "turn");
 
     // The WebSocket conversation is stored like any other.
-    let conv: Value = reqwest::get(server.url("/v1/conversations/bob")).await.unwrap().json().await.unwrap();
-    let users = conv["transcript"].as_array().unwrap().iter().filter(|e| e["role"] == "user").count();
+    let conv: Value = reqwest::get(server.url("/v1/conversations/bob"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let users = conv["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["role"] == "user")
+        .count();
     assert_eq!(users, 4);
     server.stop().await;
 }
@@ -160,7 +188,12 @@ async fn api_keys_guard_every_v1_route_when_configured() {
     let server = TestServer::shop(dir.path(), config).await;
     let client = reqwest::Client::new();
     let url = server.url("/v1/conversations/dave/messages");
-    let denied = client.post(&url).json(&json!({"text": "hi"})).send().await.unwrap();
+    let denied = client
+        .post(&url)
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(denied.status(), 401);
     let body: Value = denied.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
@@ -181,6 +214,9 @@ async fn api_keys_guard_every_v1_route_when_configured() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     // Health stays open for probes.
-    assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
     server.stop().await;
 }

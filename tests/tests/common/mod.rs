@@ -23,15 +23,24 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the shipped bot over a sled store in `data_dir`.
     pub async fn shop(data_dir: &Path, config: Config) -> Self {
-        let engine = FlowEngine::load(&kefu_tests::process::shop_flows()).expect("shipped bot loads");
+        let engine =
+            FlowEngine::load(&kefu_tests::process::shop_flows()).expect("shipped bot loads");
         Self::with_handler(data_dir, config, Arc::new(engine)).await
     }
 
     /// Starts `handler` over a sled store in `data_dir`.
-    pub async fn with_handler<H: TurnHandler>(data_dir: &Path, config: Config, handler: Arc<H>) -> Self {
+    pub async fn with_handler<H: TurnHandler>(
+        data_dir: &Path,
+        config: Config,
+        handler: Arc<H>,
+    ) -> Self {
         let store = open_sled(data_dir).await.expect("store opens");
-        let runtime = Runtime::start(&config, store, handler).await.expect("runtime starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let runtime = Runtime::start(&config, store, handler)
+            .await
+            .expect("runtime starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let join = tokio::spawn(async move {
