@@ -193,28 +193,30 @@ impl ApiError {
         }
     }
 
-    /// The human message; for [`ApiError::Internal`] it is deliberately generic.
+    /// The human message: the `Display` text, which by construction carries no internals
+    /// (for [`ApiError::Internal`] it is just "internal error"). Static where possible, because
+    /// 401s and 404s are what a scanner produces in bulk.
     fn message(&self) -> Cow<'static, str> {
         match self {
             Self::EmptyMessage => Cow::Borrowed("the message text is missing or empty"),
-            Self::UnsupportedMediaType => {
-                Cow::Borrowed("the request body must be JSON (Content-Type: application/json)")
-            }
             Self::NotFound => Cow::Borrowed("no such endpoint; see /openapi.json"),
             Self::Unauthorized => Cow::Borrowed(
                 "a valid API key is required (Authorization: Bearer <key> or X-Api-Key)",
             ),
-            Self::ConversationNotFound => Cow::Borrowed("no conversation with this key"),
-            Self::Internal => Cow::Borrowed("internal error"),
             other => Cow::Owned(other.to_string()),
         }
     }
 
-    /// Logs the error at a level matching who is at fault: client mistakes at debug (they are
-    /// the client's business and would flood logs under attack), server trouble at warn.
+    /// Logs the error at a level matching what an operator has to do about it: faults (storage,
+    /// timeouts, bugs) at warn; client mistakes and back-pressure at debug, because under attack
+    /// or overload they come by the thousand per second and are visible in metrics anyway.
     fn log(&self) {
         let status = self.status();
-        if status.is_server_error() {
+        let fault = matches!(
+            self,
+            Self::Internal | Self::Send(SendError::Storage | SendError::Timeout)
+        );
+        if fault {
             tracing::warn!(code = self.code(), status = status.as_u16(), error = %self, "Request failed");
         } else {
             tracing::debug!(code = self.code(), status = status.as_u16(), error = %self, "Request refused");
@@ -297,7 +299,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Turns a handler panic into our 500 JSON; used with `tower_http::catch_panic`.
+/// Turns a handler panic into our 500 JSON, after logging the panic message; used with
+/// `tower_http::catch_panic` and by the WebSocket loop.
 pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let detail = panic
         .downcast_ref::<&str>()

@@ -10,20 +10,23 @@
 //! promise needs from a channel; a bad frame costs an error frame, never the connection; a frame
 //! or message over `max_ws_frame_bytes` is refused by the WebSocket codec before it is buffered,
 //! answered with an error frame and a close with code 1009, because the codec cannot skip the
-//! rest of it. Pings are answered by the codec itself.
+//! rest of it; a panic while handling a frame is answered with an `internal_error` frame. Pings
+//! are answered by the codec itself.
 
 use std::error::Error as _;
+use std::panic::AssertUnwindSafe;
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use kefu_actors::api::TurnOutcome;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, panic_response};
 use super::extract::{SessionKey, parse_json};
 use super::inbound::{MessageBody, build_inbound, channel};
 
@@ -89,7 +92,16 @@ async fn session(mut socket: WebSocket, state: AppState, key: String) {
 
 /// Handles one text frame and returns the frame to answer with.
 async fn turn_frame(state: &AppState, key: &str, frame: &str) -> String {
-    match turn(state, key, frame).await {
+    // The HTTP panic guard does not reach into upgraded connections: without this, a panic in
+    // the session layer would silently drop the socket instead of answering `internal_error`.
+    let result = AssertUnwindSafe(turn(state, key, frame))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            drop(panic_response(panic));
+            Err(ApiError::Internal)
+        });
+    match result {
         Ok(outcome) => {
             let frame = TurnFrame {
                 kind: "turn",

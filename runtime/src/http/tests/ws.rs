@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{FakeConversations, test_app};
+use super::{FakeConversations, PANIC_TEXT, test_app};
 use crate::http::{HttpConfig, serve};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -162,6 +162,11 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_open() {
         assert_eq!(error["code"], *code, "{error}");
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+    send_text(&mut client, PANIC_TEXT).await;
+    let panicked = next_json(&mut client).await;
+    assert_eq!(panicked["code"], "internal_error");
+    assert_eq!(panicked["message"], "internal error", "no internals sent");
+
     server.fake.fail_with(Some(SendError::SessionBusy {
         retry_after_secs: 4,
     }));
