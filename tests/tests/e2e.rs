@@ -184,7 +184,7 @@ async fn rasa_rest_channel_answers_in_rasa_shape() {
 async fn api_keys_guard_every_v1_route_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
-    config.http.api_keys = vec!["s3cret".into()];
+    config.http.api_keys = vec!["s3cret-key-0123456789".into()];
     let server = TestServer::shop(dir.path(), config).await;
     let client = reqwest::Client::new();
     let url = server.url("/v1/conversations/dave/messages");
@@ -207,7 +207,7 @@ async fn api_keys_guard_every_v1_route_when_configured() {
     assert_eq!(wrong.status(), 401);
     let ok = client
         .post(&url)
-        .bearer_auth("s3cret")
+        .bearer_auth("s3cret-key-0123456789")
         .json(&json!({"text": "hi"}))
         .send()
         .await

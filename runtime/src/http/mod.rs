@@ -1,1 +1,193 @@
-//! The HTTP/WebSocket API (work in progress).
+//! kefu's HTTP/WebSocket API: the web chat, REST and Rasa-compatible channels, health and the
+//! OpenAPI document, in front of the session layer's [`Conversations`] trait.
+//!
+//! Routes (all described in `openapi.json`, served at `GET /openapi.json`):
+//!
+//! | method | path | auth | handler |
+//! |---|---|---|---|
+//! | POST | `/v1/conversations/{key}/messages` | key | one turn |
+//! | GET | `/v1/conversations/{key}` | key | transcript and state |
+//! | GET | `/v1/conversations/{key}/ws` | key or `?api_key=` | live chat |
+//! | POST | `/webhooks/rest/webhook` | key | Rasa's REST channel |
+//! | GET | `/webhooks/rest/` | open | Rasa's REST channel health |
+//! | GET | `/healthz`, `/readyz`, `/openapi.json` | open | probes and docs |
+//!
+//! Invariants: every response a client can get, including unknown routes, wrong methods,
+//! extractor failures and handler panics, is either a success body or our JSON error shape
+//! ([`ApiError`]); the route table in `routes()` is the single source of the router and of the
+//! test that checks the OpenAPI document; middleware is limited to what every request needs
+//! (body limit, panic guard; auth only when keys are configured) because this is the hot path.
+
+mod auth;
+mod config;
+mod error;
+mod extract;
+mod handlers;
+mod inbound;
+mod ws;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{MethodRouter, get, post};
+use axum::serve::ListenerExt;
+use kefu_actors::api::Conversations;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use config::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_MAX_TRANSCRIPT_LIMIT,
+    DEFAULT_MAX_WS_FRAME_BYTES, DEFAULT_TRANSCRIPT_LIMIT, HttpConfig, HttpConfigError,
+};
+pub use error::ApiError;
+
+/// What every handler gets: the session layer and the HTTP settings.
+#[derive(Clone)]
+pub struct AppState {
+    /// The session layer (implemented by kefu-actors; a test double in tests).
+    pub conversations: Arc<dyn Conversations>,
+    /// The HTTP settings, validated by the caller.
+    pub config: Arc<HttpConfig>,
+}
+
+impl AppState {
+    /// Bundles the session layer and the settings.
+    pub fn new(conversations: Arc<dyn Conversations>, config: HttpConfig) -> Self {
+        Self {
+            conversations,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Always open (probes, docs).
+    Open,
+    /// Needs an API key in a header when keys are configured.
+    ApiKey,
+    /// Like [`Access::ApiKey`], or `?api_key=` (WebSocket: browsers cannot set headers).
+    ApiKeyOrQuery,
+}
+
+/// One route of the API.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteSpec {
+    /// The one method the route answers (plus HEAD for GET, which axum adds).
+    pub(crate) method: Method,
+    /// The path, in axum's and OpenAPI's `{param}` syntax.
+    pub(crate) path: &'static str,
+    /// Who may call it.
+    pub(crate) access: Access,
+}
+
+/// The route table: the router is built from it, and the OpenAPI test walks it.
+pub(crate) fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    let spec = |method, path, access| RouteSpec {
+        method,
+        path,
+        access,
+    };
+    vec![
+        (
+            spec(
+                Method::POST,
+                "/v1/conversations/{key}/messages",
+                Access::ApiKey,
+            ),
+            post(handlers::messages_post),
+        ),
+        (
+            spec(Method::GET, "/v1/conversations/{key}", Access::ApiKey),
+            get(handlers::conversation_get),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/v1/conversations/{key}/ws",
+                Access::ApiKeyOrQuery,
+            ),
+            get(ws::ws_get),
+        ),
+        (
+            spec(Method::POST, "/webhooks/rest/webhook", Access::ApiKey),
+            post(handlers::rasa_webhook_post),
+        ),
+        (
+            spec(Method::GET, "/webhooks/rest/", Access::Open),
+            get(handlers::rasa_health_get),
+        ),
+        (
+            spec(Method::GET, "/healthz", Access::Open),
+            get(handlers::healthz),
+        ),
+        (
+            spec(Method::GET, "/readyz", Access::Open),
+            get(handlers::readyz),
+        ),
+        (
+            spec(Method::GET, "/openapi.json", Access::Open),
+            get(handlers::openapi_get),
+        ),
+    ]
+}
+
+/// Builds the API's router. Test it with `tower::ServiceExt::oneshot`; run it with [`serve`].
+pub fn app(state: AppState) -> Router {
+    let keys =
+        (!state.config.api_keys.is_empty()).then(|| auth::ApiKeys::new(&state.config.api_keys));
+    let mut router = Router::new();
+    for (spec, handler) in routes() {
+        // `route_layer` runs auth only for matched routes and methods, so unknown paths stay
+        // 404 and wrong methods 405 even without a key (they reveal nothing the docs don't).
+        let handler = match (&keys, spec.access) {
+            (Some(keys), Access::ApiKey) => {
+                handler.route_layer(from_fn_with_state(keys.clone(), auth::require_key))
+            }
+            (Some(keys), Access::ApiKeyOrQuery) => {
+                handler.route_layer(from_fn_with_state(keys.clone(), auth::require_key_or_query))
+            }
+            (None, _) | (Some(_), Access::Open) => handler,
+        };
+        tracing::trace!(method = %spec.method, path = spec.path, access = ?spec.access, "Route mounted");
+        router = router.route(spec.path, handler);
+    }
+    let max_body_bytes = state.config.max_body_bytes;
+    router
+        // Must come after the routes: it is applied to the method routers that exist.
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting connections and
+/// waits for in-flight requests (WebSocket sessions already upgraded are not waited for; they
+/// end when the session layer refuses further messages or the process exits).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP API listening");
+    }
+    // Small request/response exchanges: Nagle's algorithm would only add latency.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "Could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

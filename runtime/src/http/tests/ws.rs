@@ -1,0 +1,256 @@
+//! The WebSocket route and `serve`, over a real socket on 127.0.0.1:0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use kefu_actors::api::SendError;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::{FakeConversations, PANIC_TEXT, test_app};
+use crate::http::{HttpConfig, serve};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A running server; dropping the sender stops it.
+struct Server {
+    addr: SocketAddr,
+    fake: Arc<FakeConversations>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(config: HttpConfig) -> Self {
+        let (app, fake) = test_app(config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, app, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            fake,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn connect(&self, key_and_query: &str) -> Client {
+        let url = format!("ws://{}/v1/conversations/{key_and_query}", self.addr);
+        let (client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        client
+    }
+
+    async fn stop(mut self) {
+        drop(self.stop.take());
+        let result = tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("serve stops after the shutdown signal");
+        result.unwrap().unwrap();
+    }
+}
+
+/// The next text frame as JSON, skipping pongs.
+async fn next_json(client: &mut Client) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), client.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket is open")
+            .unwrap();
+        match frame {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+async fn send_text(client: &mut Client, text: &str) {
+    client.send(Message::text(text)).await.unwrap();
+}
+
+#[tokio::test]
+async fn multi_turn_chat_in_order() {
+    let server = Server::start(HttpConfig::default()).await;
+    let mut client = server.connect("carol/ws").await;
+
+    send_text(&mut client, r#"{"text": "hello", "message_id": "m-1"}"#).await;
+    let turn = next_json(&mut client).await;
+    assert_eq!(turn["type"], "turn");
+    assert_eq!(turn["session"], "carol");
+    assert_eq!(turn["message_id"], "m-1");
+    assert_eq!(turn["replies"], json!([{"text": "echo: hello"}]));
+    assert_eq!(turn["duplicate"], false);
+    assert_eq!(turn["seq"], 1);
+
+    // A bare text frame is the text itself.
+    send_text(&mut client, "just words").await;
+    let turn = next_json(&mut client).await;
+    assert_eq!(turn["replies"][0]["text"], "echo: just words");
+    assert_eq!(turn["seq"], 2);
+
+    // Pipelined frames, the first slow: answers still come back in sending order.
+    for text in ["slow one", "two", "three"] {
+        send_text(&mut client, text).await;
+    }
+    for text in ["slow one", "two", "three"] {
+        let turn = next_json(&mut client).await;
+        assert_eq!(turn["replies"][0]["text"], format!("echo: {text}"));
+    }
+    let received: Vec<String> = server.fake.received().into_iter().map(|m| m.text).collect();
+    assert_eq!(
+        received,
+        ["hello", "just words", "slow one", "two", "three"]
+    );
+    assert!(server.fake.received().iter().all(|m| m.channel == "ws"));
+
+    client
+        .send(Message::Ping(b"hb".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), client.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, Message::Pong(b"hb".to_vec().into()));
+
+    client.close(None).await.unwrap();
+    // The server answers the close; the stream then ends.
+    while let Some(frame) = client.next().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_frames_get_error_frames_and_the_socket_stays_open() {
+    let server = Server::start(HttpConfig {
+        max_message_chars: 10,
+        ..HttpConfig::default()
+    })
+    .await;
+    let mut client = server.connect("dave/ws").await;
+    let cases: &[(Message, &str)] = &[
+        (Message::text("{not json"), "invalid_json"),
+        (Message::text(r#"{"text": 5}"#), "invalid_request"),
+        (Message::text(r#"{"text": ""}"#), "empty_message"),
+        (Message::text("   "), "empty_message"),
+        (Message::text("this is longer than ten"), "message_too_long"),
+        (
+            Message::text(r#"{"text": "a", "message_id": ""}"#),
+            "invalid_message_id",
+        ),
+        (Message::binary(b"bytes".to_vec()), "unsupported_frame"),
+    ];
+    for (frame, code) in cases {
+        client.send(frame.clone()).await.unwrap();
+        let error = next_json(&mut client).await;
+        assert_eq!(error["type"], "error", "{error}");
+        assert_eq!(error["code"], *code, "{error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    send_text(&mut client, PANIC_TEXT).await;
+    let panicked = next_json(&mut client).await;
+    assert_eq!(panicked["code"], "internal_error");
+    assert_eq!(panicked["message"], "internal error", "no internals sent");
+
+    server.fake.fail_with(Some(SendError::SessionBusy {
+        retry_after_secs: 4,
+    }));
+    send_text(&mut client, "hi").await;
+    let busy = next_json(&mut client).await;
+    assert_eq!(busy["code"], "session_busy");
+    assert_eq!(busy["retry_after_secs"], 4);
+    server.fake.fail_with(None);
+
+    send_text(&mut client, "fine").await;
+    assert_eq!(next_json(&mut client).await["type"], "turn");
+    assert_eq!(server.fake.received().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_frames_get_an_error_and_close_1009() {
+    let server = Server::start(HttpConfig {
+        max_ws_frame_bytes: 1024,
+        ..HttpConfig::default()
+    })
+    .await;
+    let mut client = server.connect("erin/ws").await;
+    send_text(&mut client, "small").await;
+    assert_eq!(next_json(&mut client).await["type"], "turn");
+
+    send_text(&mut client, &"x".repeat(4096)).await;
+    let error = next_json(&mut client).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "frame_too_large");
+    let close = tokio::time::timeout(Duration::from_secs(5), client.next())
+        .await
+        .unwrap();
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
+    assert_eq!(server.fake.received().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_auth_by_header_or_query() {
+    const KEY: &str = "ws-key-0123456789ab";
+    let server = Server::start(HttpConfig {
+        api_keys: vec![KEY.into()],
+        ..HttpConfig::default()
+    })
+    .await;
+    let url = format!("ws://{}/v1/conversations/frank/ws", server.addr);
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let wrong = format!("{url}?api_key=nope");
+    assert!(tokio_tungstenite::connect_async(wrong).await.is_err());
+
+    let mut by_query = server.connect(&format!("frank/ws?api_key={KEY}")).await;
+    send_text(&mut by_query, "hi").await;
+    assert_eq!(next_json(&mut by_query).await["type"], "turn");
+
+    let mut request =
+        tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {KEY}").parse().unwrap());
+    let (mut by_header, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    send_text(&mut by_header, "hello").await;
+    assert_eq!(next_json(&mut by_header).await["type"], "turn");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn serve_answers_http_and_stops_on_signal() {
+    let server = Server::start(HttpConfig::default()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
+    server.stop().await;
+}

@@ -1,0 +1,162 @@
+//! `GET /v1/conversations/{key}/ws`: live chat over a WebSocket.
+//!
+//! Protocol: the client sends text frames, either JSON `{"text": "...", "message_id"?: "..."}` or
+//! a bare text (anything not starting with `{`) that is taken as the message text. The server
+//! answers every frame, in order, with `{"type":"turn", ...}` (the same fields as the REST
+//! response) or `{"type":"error","code":...,"message":...}`.
+//!
+//! Invariants: one socket's messages are handled strictly one after another (the next frame is
+//! not read before the previous turn is answered), which is what the session layer's ordering
+//! promise needs from a channel; a bad frame costs an error frame, never the connection; a frame
+//! or message over `max_ws_frame_bytes` is refused by the WebSocket codec before it is buffered,
+//! answered with an error frame and a close with code 1009, because the codec cannot skip the
+//! rest of it; a panic while handling a frame is answered with an `internal_error` frame. Pings
+//! are answered by the codec itself.
+
+use std::error::Error as _;
+use std::panic::AssertUnwindSafe;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use kefu_actors::api::TurnOutcome;
+use serde::Serialize;
+use tokio_tungstenite::tungstenite;
+
+use super::AppState;
+use super::error::{ApiError, panic_response};
+use super::extract::{SessionKey, parse_json};
+use super::inbound::{MessageBody, build_inbound, channel};
+
+/// `{"type":"turn", ...TurnOutcome}`.
+#[derive(Serialize)]
+struct TurnFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    turn: &'a TurnOutcome,
+}
+
+/// Upgrades the connection; handshake errors are answered with our JSON error shape.
+pub(crate) async fn ws_get(
+    State(state): State<AppState>,
+    SessionKey(key): SessionKey,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return ApiError::WebSocketUpgrade {
+                status: rejection.status(),
+                detail: rejection.body_text(),
+            }
+            .into_response();
+        }
+    };
+    let limit = state.config.max_ws_frame_bytes;
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_failed_upgrade(|err| tracing::debug!(error = %err, "WebSocket upgrade failed"))
+        .on_upgrade(move |socket| session(socket, state, key))
+}
+
+/// Runs one socket until the client closes it or it breaks.
+async fn session(mut socket: WebSocket, state: AppState, key: String) {
+    tracing::debug!(session = %key, "WebSocket opened");
+    while let Some(received) = socket.recv().await {
+        let reply = match received {
+            Ok(Message::Text(text)) => turn_frame(&state, &key, text.as_str()).await,
+            Ok(Message::Binary(_)) => ApiError::UnsupportedFrame.to_ws_frame(),
+            // The codec answers pings and closes itself; after a close, the next `recv` flushes
+            // the reply and returns `None`, so keep looping rather than dropping the socket.
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_)) => continue,
+            Err(err) => {
+                if is_capacity_error(&err) {
+                    refuse_oversized(&mut socket, state.config.max_ws_frame_bytes).await;
+                } else {
+                    tracing::debug!(session = %key, error = %err, "WebSocket read failed");
+                }
+                break;
+            }
+        };
+        if let Err(err) = socket.send(Message::Text(Utf8Bytes::from(reply))).await {
+            tracing::debug!(session = %key, error = %err, "WebSocket write failed");
+            break;
+        }
+    }
+    tracing::debug!(session = %key, "WebSocket closed");
+}
+
+/// Handles one text frame and returns the frame to answer with.
+async fn turn_frame(state: &AppState, key: &str, frame: &str) -> String {
+    // The HTTP panic guard does not reach into upgraded connections: without this, a panic in
+    // the session layer would silently drop the socket instead of answering `internal_error`.
+    let result = AssertUnwindSafe(turn(state, key, frame))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            drop(panic_response(panic));
+            Err(ApiError::Internal)
+        });
+    match result {
+        Ok(outcome) => {
+            let frame = TurnFrame {
+                kind: "turn",
+                turn: &outcome,
+            };
+            serde_json::to_string(&frame).unwrap_or_else(|err| {
+                tracing::error!(session = %key, error = %err, "Could not serialise a turn");
+                ApiError::Internal.to_ws_frame()
+            })
+        }
+        Err(err) => err.to_ws_frame(),
+    }
+}
+
+async fn turn(state: &AppState, key: &str, frame: &str) -> Result<TurnOutcome, ApiError> {
+    let body = if frame.trim_start().starts_with('{') {
+        parse_json::<MessageBody>(frame.as_bytes())?
+    } else {
+        MessageBody {
+            text: Some(frame.to_owned()),
+            message_id: None,
+            user: None,
+        }
+    };
+    let inbound = build_inbound(
+        key.to_owned(),
+        body.user,
+        channel::WS,
+        body.text,
+        body.message_id,
+        state.config.max_message_chars,
+    )?;
+    Ok(state.conversations.send(inbound).await?)
+}
+
+/// True when the codec refused a frame or message for its size.
+fn is_capacity_error(err: &axum::Error) -> bool {
+    err.source()
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
+}
+
+/// Sends the error frame and the 1009 close for an oversized frame. Best effort: the client may
+/// already be gone, and the socket is dropped right after either way.
+async fn refuse_oversized(socket: &mut WebSocket, max_bytes: usize) {
+    let error = ApiError::FrameTooLarge { max_bytes }.to_ws_frame();
+    let close = CloseFrame {
+        code: close_code::SIZE,
+        reason: Utf8Bytes::from_static("message too big"),
+    };
+    let sent = async {
+        socket.send(Message::Text(Utf8Bytes::from(error))).await?;
+        socket.send(Message::Close(Some(close))).await
+    };
+    if let Err(err) = sent.await {
+        tracing::debug!(error = %err, "Could not send the 1009 close");
+    }
+}
