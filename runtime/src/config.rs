@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::http::HttpConfig;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address to listen on.
@@ -128,7 +128,11 @@ impl Config {
             .map_err(|message| ConfigError::Invalid {
                 path: path.to_owned(),
                 message,
-            })
+            })?;
+        self.http.validate().map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: format!("http: {e}"),
+        })
     }
 }
 
