@@ -1,0 +1,631 @@
+//! The loader: YAML files -> a validated [`Bot`](crate::Bot), or every problem found.
+//!
+//! Passes, in order, so that later passes can check references made by earlier ones:
+//! 1. parse every file (syntax errors stop only that file) and check top-level keys;
+//! 2. `settings` (languages and thresholds used by later checks);
+//! 3. `slots`, then `intents` (both only declare names);
+//! 4. flow names across all files, then every flow's steps (which may name any slot,
+//!    intent, flow or step id, in any file);
+//! 5. `responses`, then bot-wide checks (unused intents, unreachable flows).
+//!
+//! Invariant: the loader never panics on any input and never stops at the first problem;
+//! a bot is only built when no error was recorded (warnings are kept on the bot).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, Diagnostics, Pos, did_you_mean};
+use crate::model::{FlowDef, IntentDef, Lang, PerLang, Responses, Settings, SlotDef, Text};
+use crate::template::{CONTEXT_VARS, TemplateError, Templates};
+use crate::yaml::{self, Node};
+
+/// Keys a bot file may have at top level. The JSON Schema lists exactly these (tested).
+pub const TOP_LEVEL_KEYS: [&str; 5] = ["settings", "intents", "slots", "flows", "responses"];
+
+/// Where a definition was first seen, for "first defined at" hints.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub(crate) file: PathBuf,
+    pub(crate) pos: Pos,
+}
+
+impl Origin {
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "first defined at {}:{}:{}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col
+        )
+    }
+}
+
+/// Everything the passes build up; turned into a `Bot` by [`Loader::finish`].
+#[derive(Debug, Default)]
+pub(crate) struct Loader {
+    pub(crate) diags: Diagnostics,
+    pub(crate) templates: Templates,
+    pub(crate) settings: Settings,
+    pub(crate) settings_seen: HashMap<String, Origin>,
+    pub(crate) responses_seen: HashMap<String, Origin>,
+    pub(crate) responses: BTreeMap<String, Text>,
+    pub(crate) slots: BTreeMap<String, SlotDef>,
+    pub(crate) slot_origins: HashMap<String, Origin>,
+    pub(crate) intents: BTreeMap<String, IntentDef>,
+    pub(crate) intent_origins: HashMap<String, Origin>,
+    pub(crate) flow_origins: BTreeMap<String, Origin>,
+    pub(crate) flows: BTreeMap<String, FlowDef>,
+    /// intent -> flow it starts.
+    pub(crate) triggers: HashMap<String, String>,
+    /// Flows named by some `flow:` step (for the unreachable-flow warning).
+    pub(crate) flow_targets: std::collections::HashSet<String>,
+}
+
+/// The pieces of a loaded bot, handed to `Bot` construction.
+pub(crate) struct Loaded {
+    pub(crate) settings: Settings,
+    pub(crate) responses: Responses,
+    pub(crate) slots: BTreeMap<String, SlotDef>,
+    pub(crate) intents: BTreeMap<String, IntentDef>,
+    pub(crate) flows: BTreeMap<String, FlowDef>,
+    pub(crate) triggers: HashMap<String, String>,
+    pub(crate) templates: Templates,
+    pub(crate) warnings: Vec<Diagnostic>,
+}
+
+/// A parsed file's top-level sections.
+struct FileSections {
+    file: PathBuf,
+    sections: Vec<(String, Node)>,
+}
+
+/// Default replies, used when `responses:` leaves one out.
+const DEFAULT_RESPONSES: [(&str, &str, &str); 4] = [
+    (
+        "fallback",
+        "抱歉，我没太明白您的意思，可以换个说法吗？",
+        "Sorry, I didn't quite get that. Could you rephrase it?",
+    ),
+    (
+        "handoff",
+        "正在为您转接人工客服，请稍候。",
+        "Let me get a human agent for you, one moment please.",
+    ),
+    (
+        "resume",
+        "我们继续刚才的问题。",
+        "Let's get back to where we were.",
+    ),
+    (
+        "anything_else",
+        "还有什么可以帮您的吗？",
+        "Is there anything else I can help you with?",
+    ),
+];
+
+/// Names of `responses:` keys.
+pub(crate) const RESPONSE_KEYS: [&str; 4] = ["fallback", "handoff", "resume", "anything_else"];
+
+/// Loads a bot from `(file name, YAML text)` pairs; the order of `files` is the merge order.
+pub(crate) fn load(files: &[(PathBuf, String)]) -> Result<Loaded, Vec<Diagnostic>> {
+    let mut l = Loader::default();
+    let mut parsed = Vec::new();
+    for (file, src) in files {
+        match yaml::parse(src) {
+            Ok(Some(root)) => parsed.push(l.top_level(file, root)),
+            Ok(None) => {}
+            Err(e) => l.diags.error(
+                file,
+                e.pos,
+                format!("YAML syntax error: {}", e.message),
+                None,
+            ),
+        }
+    }
+    let each = |key: &str| -> Vec<(PathBuf, Node)> {
+        parsed
+            .iter()
+            .flat_map(|f| {
+                f.sections
+                    .iter()
+                    .filter(|(k, _)| k == key)
+                    .map(|(_, n)| (f.file.clone(), n.clone()))
+            })
+            .collect()
+    };
+    for (file, node) in each("settings") {
+        l.settings_section(&file, &node);
+    }
+    for (file, node) in each("slots") {
+        l.slots_section(&file, &node);
+    }
+    for (file, node) in each("intents") {
+        l.intents_section(&file, &node);
+    }
+    let flows = each("flows");
+    for (file, node) in &flows {
+        l.flow_names(file, node);
+    }
+    for (file, node) in &flows {
+        l.flows_section(file, node);
+    }
+    for (file, node) in each("responses") {
+        l.responses_section(&file, &node);
+    }
+    l.cross_checks(files.first().map(|(f, _)| f.as_path()));
+    l.finish()
+}
+
+impl Loader {
+    pub(crate) fn err(
+        &mut self,
+        file: &Path,
+        node: &Node,
+        msg: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.diags.error(file, yaml::pos(node), msg, hint);
+    }
+
+    fn top_level(&mut self, file: &Path, root: Node) -> FileSections {
+        let mut sections = Vec::new();
+        for (key, _, v) in self.map(file, &root, "a bot file", Some(&TOP_LEVEL_KEYS)) {
+            sections.push((key, v.clone()));
+        }
+        FileSections {
+            file: file.to_path_buf(),
+            sections,
+        }
+    }
+
+    /// The entries of a mapping as `(key text, key node, value node)`.
+    ///
+    /// Reports a value that is not a mapping, keys that are not text, and — when `allowed`
+    /// is given — keys not in it (with a "did you mean" hint); only good entries are returned.
+    pub(crate) fn map<'n>(
+        &mut self,
+        file: &Path,
+        node: &'n Node,
+        what: &str,
+        allowed: Option<&[&str]>,
+    ) -> Vec<(String, &'n Node, &'n Node)> {
+        let Some(entries) = yaml::entries(node) else {
+            if !yaml::is_null(node) {
+                self.err(
+                    file,
+                    node,
+                    format!("{what} must be a mapping, found {}", yaml::kind_name(node)),
+                    None,
+                );
+            }
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let Some(key) = yaml::as_str(k) else {
+                self.err(
+                    file,
+                    k,
+                    format!("keys in {what} must be text, found {}", yaml::kind_name(k)),
+                    None,
+                );
+                continue;
+            };
+            if let Some(allowed) = allowed
+                && !allowed.contains(&key)
+            {
+                let hint = did_you_mean(key, allowed.iter().copied())
+                    .or_else(|| Some(format!("expected one of: {}", allowed.join(", "))));
+                self.err(file, k, format!("unknown key `{key}` in {what}"), hint);
+                continue;
+            }
+            out.push((key.to_string(), k, v));
+        }
+        out
+    }
+
+    /// Checks a definition name (slot, intent, flow, step id): ASCII identifier, because
+    /// names appear in templates (`slots.order_id`) and in URLs and metrics labels.
+    pub(crate) fn check_name(&mut self, file: &Path, node: &Node, name: &str, what: &str) -> bool {
+        let mut chars = name.chars();
+        let ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            self.err(
+                file,
+                node,
+                format!("invalid {what} name `{name}`"),
+                Some(
+                    "names use ASCII letters, digits and `_`, and start with a letter or `_`"
+                        .into(),
+                ),
+            );
+        }
+        ok
+    }
+
+    /// A required text scalar.
+    pub(crate) fn string(&mut self, file: &Path, node: &Node, what: &str) -> Option<String> {
+        match yaml::scalar_text(node) {
+            Some(s) if !s.trim().is_empty() => Some(s),
+            Some(_) => {
+                self.err(file, node, format!("{what} must not be empty"), None);
+                None
+            }
+            None => {
+                self.err(
+                    file,
+                    node,
+                    format!("{what} must be text, found {}", yaml::kind_name(node)),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// A per-language text: one template for all languages, or a `{zh: .., en: ..}` map.
+    pub(crate) fn text(&mut self, file: &Path, node: &Node, what: &str) -> Option<Text> {
+        let mut text = Text::default();
+        if yaml::entries(node).is_some() {
+            let langs: Vec<&str> = Lang::ALL.iter().map(|l| l.as_str()).collect();
+            let entries = self.map(file, node, what, Some(&langs));
+            if entries.is_empty() {
+                // Bad keys were reported by `map`; an empty `{}` needs its own message.
+                if yaml::entries(node).is_some_and(|e| e.is_empty()) {
+                    self.err(
+                        file,
+                        node,
+                        format!("{what} has no text in any language"),
+                        None,
+                    );
+                }
+                return None;
+            }
+            for (key, _, v) in entries {
+                let Some(lang) = Lang::from_code(&key) else {
+                    continue;
+                };
+                let Some(src) = self.string(file, v, what) else {
+                    continue;
+                };
+                *text.by_lang.get_mut(lang) = self.compile_text(file, v, &src);
+            }
+            if Lang::ALL.iter().all(|l| text.by_lang.get(*l).is_none()) {
+                return None;
+            }
+            let missing: Vec<&str> = self
+                .settings
+                .languages
+                .iter()
+                .filter(|l| text.by_lang.get(**l).is_none())
+                .map(|l| l.as_str())
+                .collect();
+            if !missing.is_empty() {
+                self.diags.warning(
+                    file,
+                    yaml::pos(node),
+                    format!("{what} has no `{}` text", missing.join("`, `")),
+                    Some(format!(
+                        "the `{}` text is used instead",
+                        self.settings.default_language
+                    )),
+                );
+            }
+            return Some(text);
+        }
+        let src = self.string(file, node, what)?;
+        let id = self.compile_text(file, node, &src)?;
+        text.by_lang = PerLang {
+            zh: Some(id),
+            en: Some(id),
+        };
+        Some(text)
+    }
+
+    fn compile_text(
+        &mut self,
+        file: &Path,
+        node: &Node,
+        src: &str,
+    ) -> Option<crate::template::TemplateId> {
+        match self.templates.compile_text(src) {
+            Ok(id) => {
+                self.check_template_vars(file, node, id.0);
+                Some(id)
+            }
+            Err(e) => {
+                self.template_error(file, node, "template", &e);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn template_error(
+        &mut self,
+        file: &Path,
+        node: &Node,
+        what: &str,
+        e: &TemplateError,
+    ) {
+        let at = if e.line > 1 {
+            format!(" (line {} of the {what})", e.line)
+        } else {
+            String::new()
+        };
+        self.err(
+            file,
+            node,
+            format!("invalid {what}: {}{at}", e.message),
+            Some("templates use Jinja syntax: {{ slots.name }}, {% if ... %}...{% endif %}".into()),
+        );
+    }
+
+    /// Reports template variables that are neither context variables nor defined slots.
+    pub(crate) fn check_template_vars(&mut self, file: &Path, node: &Node, idx: u32) {
+        for var in self.templates.variables(idx) {
+            let mut parts = var.split('.');
+            let root = parts.next().unwrap_or("");
+            if root == "slots" {
+                if let Some(slot) = parts.next()
+                    && !self.slot_origins.contains_key(slot)
+                {
+                    let hint = did_you_mean(slot, self.slot_origins.keys().map(String::as_str));
+                    let msg = format!("template uses undefined slot `{slot}`");
+                    self.err(file, node, msg, hint);
+                }
+            } else if !CONTEXT_VARS.contains(&root) && !self.templates.is_global(root) {
+                let hint = did_you_mean(root, CONTEXT_VARS)
+                    .or_else(|| Some("templates can use slots, lang, channel and text".into()));
+                self.err(
+                    file,
+                    node,
+                    format!("template uses unknown variable `{root}`"),
+                    hint,
+                );
+            }
+        }
+    }
+
+    /// Records a bot-wide key (in `settings`/`responses`) and reports one set twice.
+    fn first_time(&mut self, section: &str, file: &Path, key_node: &Node, key: &str) -> bool {
+        let seen = if section == "settings" {
+            &mut self.settings_seen
+        } else {
+            &mut self.responses_seen
+        };
+        if let Some(first) = seen.get(key) {
+            let hint = Some(first.describe());
+            self.err(
+                file,
+                key_node,
+                format!("`{section}.{key}` is set twice"),
+                hint,
+            );
+            return false;
+        }
+        seen.insert(
+            key.to_string(),
+            Origin {
+                file: file.to_path_buf(),
+                pos: yaml::pos(key_node),
+            },
+        );
+        true
+    }
+
+    fn settings_section(&mut self, file: &Path, node: &Node) {
+        const KEYS: [&str; 6] = [
+            "default_language",
+            "languages",
+            "max_fallbacks",
+            "intent_threshold",
+            "digression_threshold",
+            "max_stack_depth",
+        ];
+        for (key, k, v) in self.map(file, node, "settings", Some(&KEYS)) {
+            if !self.first_time("settings", file, k, &key) {
+                continue;
+            }
+            match key.as_str() {
+                "default_language" => {
+                    if let Some(l) = self.lang(file, v) {
+                        self.settings.default_language = l;
+                    }
+                }
+                "languages" => match yaml::items(v) {
+                    Some(items) if !items.is_empty() => {
+                        let langs: Vec<Lang> =
+                            items.iter().filter_map(|i| self.lang(file, i)).collect();
+                        self.settings.languages = langs;
+                    }
+                    _ => self.err(
+                        file,
+                        v,
+                        "`languages` must be a non-empty list such as [zh, en]",
+                        None,
+                    ),
+                },
+                "max_fallbacks" => {
+                    if let Some(n) = self.int_in(file, v, "max_fallbacks", 1, 20) {
+                        self.settings.max_fallbacks = n;
+                    }
+                }
+                "max_stack_depth" => {
+                    if let Some(n) = self.int_in(
+                        file,
+                        v,
+                        "max_stack_depth",
+                        0,
+                        u64::from(crate::model::MAX_STACK_DEPTH),
+                    ) {
+                        self.settings.max_stack_depth = n;
+                    }
+                }
+                "intent_threshold" | "digression_threshold" => match yaml::as_f64(v) {
+                    #[allow(clippy::cast_possible_truncation)] // in 0..=1, f32 is plenty
+                    Some(x) if (0.0..=1.0).contains(&x) => {
+                        if key == "intent_threshold" {
+                            self.settings.intent_threshold = x as f32;
+                        } else {
+                            self.settings.digression_threshold = x as f32;
+                        }
+                    }
+                    _ => self.err(
+                        file,
+                        v,
+                        format!("`{key}` must be a number between 0 and 1"),
+                        None,
+                    ),
+                },
+                _ => {}
+            }
+        }
+    }
+
+    fn lang(&mut self, file: &Path, node: &Node) -> Option<Lang> {
+        let l = yaml::as_str(node).and_then(Lang::from_code);
+        if l.is_none() {
+            self.err(
+                file,
+                node,
+                "unknown language",
+                Some("use `zh` or `en`".into()),
+            );
+        }
+        l
+    }
+
+    /// An integer in `lo..=hi`, converted to `u8` (all such settings fit).
+    pub(crate) fn int_in(
+        &mut self,
+        file: &Path,
+        node: &Node,
+        what: &str,
+        lo: u64,
+        hi: u64,
+    ) -> Option<u8> {
+        match yaml::as_u64(node)
+            .filter(|n| (lo..=hi).contains(n))
+            .and_then(|n| u8::try_from(n).ok())
+        {
+            Some(n) => Some(n),
+            None => {
+                self.err(
+                    file,
+                    node,
+                    format!("`{what}` must be a whole number from {lo} to {hi}"),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn responses_section(&mut self, file: &Path, node: &Node) {
+        for (key, k, v) in self.map(file, node, "responses", Some(&RESPONSE_KEYS)) {
+            if !self.first_time("responses", file, k, &key) {
+                continue;
+            }
+            if let Some(t) = self.text(file, v, &format!("`responses.{key}`")) {
+                self.responses.insert(key, t);
+            }
+        }
+    }
+
+    fn cross_checks(&mut self, first_file: Option<&Path>) {
+        let Some(first_file) = first_file else {
+            self.diags.error(
+                Path::new("."),
+                Pos { line: 1, col: 1 },
+                "the bot has no files",
+                None,
+            );
+            return;
+        };
+        if self.flows.is_empty() && self.flow_origins.is_empty() && !self.diags.has_errors() {
+            self.diags.error(
+                first_file,
+                Pos { line: 1, col: 1 },
+                "the bot defines no flows",
+                Some("add a `flows:` section; see the language reference".into()),
+            );
+        }
+        let unused: Vec<String> = self
+            .intents
+            .keys()
+            .filter(|i| !self.triggers.contains_key(*i))
+            .cloned()
+            .collect();
+        for intent in unused {
+            if let Some(o) = self.intent_origins.get(&intent).cloned() {
+                self.diags.warning(
+                    &o.file,
+                    o.pos,
+                    format!("intent `{intent}` starts no flow"),
+                    Some("messages classified as it get the fallback reply; add a flow with `trigger: {intent: ...}`".into()),
+                );
+            }
+        }
+        let unreachable: Vec<String> = self
+            .flows
+            .iter()
+            .filter(|(name, f)| f.trigger.is_none() && !self.flow_targets.contains(*name))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for flow in unreachable {
+            if let Some(o) = self.flow_origins.get(&flow).cloned() {
+                self.diags.warning(
+                    &o.file,
+                    o.pos,
+                    format!("flow `{flow}` has no trigger and no `flow:` step leads to it"),
+                    Some("add `trigger: {intent: ...}` or remove the flow".into()),
+                );
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<Loaded, Vec<Diagnostic>> {
+        let mut texts = Vec::new();
+        for (key, zh, en) in DEFAULT_RESPONSES {
+            if let Some(t) = self.responses.remove(key) {
+                texts.push(t);
+                continue;
+            }
+            let mut t = Text::default();
+            for (lang, src) in [(Lang::Zh, zh), (Lang::En, en)] {
+                match self.templates.compile_text(src) {
+                    Ok(id) => *t.by_lang.get_mut(lang) = Some(id),
+                    Err(e) => {
+                        self.diags
+                            .error(Path::new("<built-in>"), Pos::default(), e.message, None)
+                    }
+                }
+            }
+            texts.push(t);
+        }
+        if self.diags.has_errors() {
+            return Err(self.diags.into_sorted());
+        }
+        let mut texts = texts.into_iter();
+        let mut next = || texts.next().unwrap_or_default();
+        let responses = Responses {
+            fallback: next(),
+            handoff: next(),
+            resume: next(),
+            anything_else: next(),
+        };
+        Ok(Loaded {
+            settings: self.settings,
+            responses,
+            slots: self.slots,
+            intents: self.intents,
+            flows: self.flows,
+            triggers: self.triggers,
+            templates: self.templates,
+            warnings: self.diags.into_sorted(),
+        })
+    }
+}

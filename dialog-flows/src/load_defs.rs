@@ -1,0 +1,383 @@
+//! Loader passes for `slots:` and `intents:` — the declarations flows refer to.
+//!
+//! Invariants: a slot's type-specific keys (`values`, `pattern`, `min`/`max`) are only
+//! accepted on the types they apply to; regexes are compiled here (with a size limit, so a
+//! pathological pattern is a load error, not a slow turn); names are unique across files.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::diagnostic::did_you_mean;
+use crate::load::{Loader, Origin};
+use crate::model::{IntentDef, Lang, SlotDef};
+use crate::slot::{EnumValue, SLOT_TYPE_NAMES, SlotType};
+use crate::yaml::{self, Node};
+
+/// Compiled regex size limit (bytes of program); generous for real patterns.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+const SLOT_KEYS: [&str; 6] = ["type", "description", "values", "pattern", "min", "max"];
+const INTENT_KEYS: [&str; 3] = ["description", "examples", "synonyms"];
+
+impl Loader {
+    /// Registers a definition name, reporting a duplicate (also across files).
+    fn declare(
+        origins: &mut HashMap<String, Origin>,
+        file: &Path,
+        key: &Node,
+        name: &str,
+    ) -> Result<(), Origin> {
+        if let Some(first) = origins.get(name) {
+            return Err(first.clone());
+        }
+        origins.insert(
+            name.to_string(),
+            Origin {
+                file: file.to_path_buf(),
+                pos: yaml::pos(key),
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) fn slots_section(&mut self, file: &Path, node: &Node) {
+        for (name, k, v) in self.map(file, node, "slots", None) {
+            if !self.check_name(file, k, &name, "slot") {
+                continue;
+            }
+            if let Err(first) = Self::declare(&mut self.slot_origins, file, k, &name) {
+                self.err(
+                    file,
+                    k,
+                    format!("slot `{name}` is defined twice"),
+                    Some(first.describe()),
+                );
+                continue;
+            }
+            if let Some(def) = self.slot(file, k, v, &name) {
+                self.slots.insert(name, def);
+            }
+        }
+    }
+
+    fn slot(&mut self, file: &Path, key: &Node, node: &Node, name: &str) -> Option<SlotDef> {
+        let what = format!("slot `{name}`");
+        let entries = self.map(file, node, &what, Some(&SLOT_KEYS));
+        let get = |k: &str| {
+            entries
+                .iter()
+                .find(|(n, _, _)| n == k)
+                .map(|(_, kn, v)| (*kn, *v))
+        };
+        let Some((_, ty_node)) = get("type") else {
+            self.err(
+                file,
+                key,
+                format!("{what} has no `type`"),
+                Some(format!("one of: {}", SLOT_TYPE_NAMES.join(", "))),
+            );
+            return None;
+        };
+        let ty_name = yaml::as_str(ty_node).unwrap_or("");
+        // Keys that only make sense for some types.
+        let allowed_extra: &[&str] = match ty_name {
+            "enum" => &["values"],
+            "regex" => &["pattern"],
+            "integer" | "number" => &["min", "max"],
+            _ => &[],
+        };
+        for (k, kn, _) in &entries {
+            if !["type", "description"].contains(&k.as_str())
+                && !allowed_extra.contains(&k.as_str())
+                && SLOT_TYPE_NAMES.contains(&ty_name)
+            {
+                self.err(
+                    file,
+                    kn,
+                    format!("`{k}` does not apply to `{ty_name}` slots"),
+                    None,
+                );
+            }
+        }
+        let description =
+            get("description").and_then(|(_, d)| self.string(file, d, "`description`"));
+        let ty = match ty_name {
+            "text" => SlotType::Text,
+            "bool" => SlotType::Bool,
+            "order_id" => SlotType::OrderId,
+            "phone" => SlotType::Phone,
+            "email" => SlotType::Email,
+            "integer" => {
+                let bound = |this: &mut Self, k: &str| -> Option<Option<i64>> {
+                    let Some((_, n)) = get(k) else {
+                        return Some(None);
+                    };
+                    match yaml::scalar_json(n).and_then(|j| j.as_i64()) {
+                        Some(i) => Some(Some(i)),
+                        None => {
+                            this.err(
+                                file,
+                                n,
+                                format!("`{k}` of an integer slot must be a whole number"),
+                                None,
+                            );
+                            None
+                        }
+                    }
+                };
+                let (min, max) = (bound(self, "min")?, bound(self, "max")?);
+                if let (Some(a), Some(b), Some((_, n))) = (min, max, get("max"))
+                    && a > b
+                {
+                    self.err(file, n, "`max` is smaller than `min`", None);
+                }
+                SlotType::Integer { min, max }
+            }
+            "number" => {
+                let bound = |this: &mut Self, k: &str| -> Option<Option<f64>> {
+                    let Some((_, n)) = get(k) else {
+                        return Some(None);
+                    };
+                    match yaml::as_f64(n) {
+                        Some(x) => Some(Some(x)),
+                        None => {
+                            this.err(
+                                file,
+                                n,
+                                format!("`{k}` of a number slot must be a number"),
+                                None,
+                            );
+                            None
+                        }
+                    }
+                };
+                let (min, max) = (bound(self, "min")?, bound(self, "max")?);
+                if let (Some(a), Some(b), Some((_, n))) = (min, max, get("max"))
+                    && a > b
+                {
+                    self.err(file, n, "`max` is smaller than `min`", None);
+                }
+                SlotType::Number { min, max }
+            }
+            "enum" => {
+                let Some((_, values)) = get("values") else {
+                    self.err(
+                        file,
+                        key,
+                        format!("{what} is an `enum` but has no `values`"),
+                        None,
+                    );
+                    return None;
+                };
+                SlotType::Enum {
+                    values: self.enum_values(file, values)?,
+                }
+            }
+            "regex" => {
+                let Some((_, p)) = get("pattern") else {
+                    self.err(
+                        file,
+                        key,
+                        format!("{what} is a `regex` but has no `pattern`"),
+                        None,
+                    );
+                    return None;
+                };
+                let src = self.string(file, p, "`pattern`")?;
+                match regex::RegexBuilder::new(&src)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                {
+                    Ok(pattern) => SlotType::Regex { pattern },
+                    Err(e) => {
+                        self.err(
+                            file,
+                            p,
+                            format!("invalid regex: {}", regex_error_line(&e)),
+                            None,
+                        );
+                        return None;
+                    }
+                }
+            }
+            other => {
+                let hint = did_you_mean(other, SLOT_TYPE_NAMES)
+                    .or_else(|| Some(format!("one of: {}", SLOT_TYPE_NAMES.join(", "))));
+                self.err(
+                    file,
+                    ty_node,
+                    format!(
+                        "unknown slot type `{}`",
+                        yaml::scalar_text(ty_node).unwrap_or_default()
+                    ),
+                    hint,
+                );
+                return None;
+            }
+        };
+        Some(SlotDef { description, ty })
+    }
+
+    /// `values:` items are `value` or `{value: [synonym, ...]}`.
+    fn enum_values(&mut self, file: &Path, node: &Node) -> Option<Vec<EnumValue>> {
+        let Some(items) = yaml::items(node).filter(|i| !i.is_empty()) else {
+            self.err(
+                file,
+                node,
+                "`values` must be a non-empty list",
+                Some("e.g. values: [small, medium, large]".into()),
+            );
+            return None;
+        };
+        let mut out: Vec<EnumValue> = Vec::new();
+        let mut ok = true;
+        for item in items {
+            let (value_node, value, synonyms) = if let Some(entries) = yaml::entries(item) {
+                let [(k, v)] = entries.as_slice() else {
+                    self.err(
+                        file,
+                        item,
+                        "an enum value with synonyms is written `value: [synonym, ...]`",
+                        None,
+                    );
+                    ok = false;
+                    continue;
+                };
+                let Some(value) = yaml::scalar_text(k) else {
+                    ok = false;
+                    continue;
+                };
+                let syns: Vec<String> = match yaml::items(v) {
+                    Some(list) => list.iter().filter_map(yaml::scalar_text).collect(),
+                    None => {
+                        self.err(file, v, "synonyms must be a list", None);
+                        ok = false;
+                        continue;
+                    }
+                };
+                (*k, value, syns)
+            } else if let Some(value) = yaml::scalar_text(item) {
+                (item, value, Vec::new())
+            } else {
+                self.err(
+                    file,
+                    item,
+                    format!(
+                        "an enum value must be text, found {}",
+                        yaml::kind_name(item)
+                    ),
+                    None,
+                );
+                ok = false;
+                continue;
+            };
+            if out.iter().any(|e| e.value == value) {
+                self.err(
+                    file,
+                    value_node,
+                    format!("duplicate enum value `{value}`"),
+                    None,
+                );
+                ok = false;
+                continue;
+            }
+            out.push(EnumValue { value, synonyms });
+        }
+        ok.then_some(out)
+    }
+
+    pub(crate) fn intents_section(&mut self, file: &Path, node: &Node) {
+        for (name, k, v) in self.map(file, node, "intents", None) {
+            if !self.check_name(file, k, &name, "intent") {
+                continue;
+            }
+            if let Err(first) = Self::declare(&mut self.intent_origins, file, k, &name) {
+                self.err(
+                    file,
+                    k,
+                    format!("intent `{name}` is defined twice"),
+                    Some(first.describe()),
+                );
+                continue;
+            }
+            let def = self.intent(file, k, v, &name);
+            self.intents.insert(name, def);
+        }
+    }
+
+    fn intent(&mut self, file: &Path, key: &Node, node: &Node, name: &str) -> IntentDef {
+        let what = format!("intent `{name}`");
+        let mut def = IntentDef::default();
+        let mut has_examples = false;
+        for (k, _, v) in self.map(file, node, &what, Some(&INTENT_KEYS)) {
+            match k.as_str() {
+                "description" => def.description = self.string(file, v, "`description`"),
+                "examples" => {
+                    let langs: Vec<&str> = Lang::ALL.iter().map(|l| l.as_str()).collect();
+                    for (lang, _, list) in self.map(file, v, "`examples`", Some(&langs)) {
+                        let Some(lang) = Lang::from_code(&lang) else {
+                            continue;
+                        };
+                        let Some(items) = yaml::items(list) else {
+                            self.err(file, list, "examples must be a list of phrases", None);
+                            continue;
+                        };
+                        let out = def.examples.get_mut(lang);
+                        for item in items {
+                            match yaml::scalar_text(item) {
+                                Some(s) if !s.trim().is_empty() => {
+                                    let s = s.trim().to_string();
+                                    if out.contains(&s) {
+                                        self.diags.warning(
+                                            file,
+                                            yaml::pos(item),
+                                            format!("duplicate example `{s}`"),
+                                            None,
+                                        );
+                                    } else {
+                                        out.push(s);
+                                    }
+                                }
+                                _ => self.err(
+                                    file,
+                                    item,
+                                    "an example must be a non-empty phrase",
+                                    None,
+                                ),
+                            }
+                        }
+                        has_examples |= !out.is_empty();
+                    }
+                }
+                "synonyms" => {
+                    for (colloquial, _, canonical) in self.map(file, v, "`synonyms`", None) {
+                        if let Some(c) =
+                            self.string(file, canonical, "a synonym's canonical phrase")
+                        {
+                            def.synonyms.push((colloquial, c));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !has_examples {
+            self.err(
+                file,
+                key,
+                format!("{what} has no examples"),
+                Some("add `examples: {zh: [...], en: [...]}`".into()),
+            );
+        }
+        def
+    }
+}
+
+/// The one-line core of a regex error (the crate's syntax errors span several lines).
+fn regex_error_line(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or_else(|| text.lines().next().unwrap_or("invalid pattern"))
+        .to_string()
+}
