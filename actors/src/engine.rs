@@ -86,7 +86,7 @@ impl CompiledBot {
     pub fn turn(&self, state: &DialogState, text: &str, channel: &str) -> (DialogState, HandledTurn) {
         let normalised = kefu_models::normalize(text);
         let canonical = self.synonyms.apply(&normalised);
-        let default_lang = match self.bot.settings().default_lang {
+        let default_lang = match self.bot.settings().default_language {
             Lang::Zh => kefu_models::Lang::Zh,
             _ => kefu_models::Lang::En,
         };

@@ -5,6 +5,7 @@
 //! [`kefu_store::Store`].
 
 pub mod api;
+pub mod engine;
 pub mod events;
 pub mod handler;
 pub mod registry;
