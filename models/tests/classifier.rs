@@ -244,3 +244,26 @@ fn classifier_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<IntentClassifier>();
 }
+
+#[test]
+fn nlu_pipeline_applies_synonyms_then_rules_then_model() {
+    use kefu_models::{IntentRule, IntentRules, IntentSource, Lang, Nlu};
+    let synonyms = match Synonyms::new([("啥时候能到", "什么时候到货")]) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let rules = match IntentRules::new(&[IntentRule::new("^转人工$", "human_agent")]) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let nlu = Nlu::new(train(&train_set()), synonyms, rules);
+    let u = nlu.understand("转人工", Lang::En);
+    assert_eq!((u.source, u.lang), (IntentSource::Rule, Lang::Zh));
+    assert_eq!(u.prediction.intent.as_deref(), Some("human_agent"));
+    let u = nlu.understand("我的快递 啥时候能到？", Lang::En);
+    assert_eq!(u.text, "我的快递 什么时候到货?");
+    assert_eq!(u.source, IntentSource::Model);
+    assert_eq!(u.prediction.intent.as_deref(), Some("order_status"));
+    let u = nlu.understand("😀", Lang::En);
+    assert_eq!((u.lang, u.prediction.intent), (Lang::En, None));
+}
