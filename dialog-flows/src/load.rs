@@ -103,8 +103,8 @@ const DEFAULT_RESPONSES: [(&str, &str, &str); 4] = [
     ),
 ];
 
-/// Names of `responses:` keys.
-pub(crate) const RESPONSE_KEYS: [&str; 4] = ["fallback", "handoff", "resume", "anything_else"];
+/// Keys of `responses:` (the JSON Schema lists exactly these; tested).
+pub const RESPONSE_KEYS: [&str; 4] = ["fallback", "handoff", "resume", "anything_else"];
 
 /// Loads a bot from `(file name, YAML text)` pairs; the order of `files` is the merge order.
 pub(crate) fn load(files: &[(PathBuf, String)]) -> Result<Loaded, Vec<Diagnostic>> {

@@ -14,8 +14,8 @@ use crate::model::{AskStep, EndScope, FlowDef, OnFail, StepDef, StepKind};
 use crate::yaml::{self, Node};
 
 const FLOW_KEYS: [&str; 3] = ["description", "trigger", "steps"];
-/// Step kinds: exactly one of these keys makes a step.
-pub(crate) const STEP_KINDS: [&str; 8] = [
+/// Step kinds: exactly one of these keys makes a step (the JSON Schema lists these; tested).
+pub const STEP_KINDS: [&str; 8] = [
     "say", "ask", "set", "branch", "goto", "flow", "handoff", "end",
 ];
 /// Keys that only an `ask` step may carry.
