@@ -17,6 +17,7 @@ mod interpreter;
 mod load;
 mod load_defs;
 mod load_flow;
+mod load_settings;
 mod model;
 mod slot;
 mod state;
