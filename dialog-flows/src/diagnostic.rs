@@ -145,29 +145,43 @@ pub(crate) fn did_you_mean<'a>(
     let mut best: Option<(usize, &str)> = None;
     for cand in candidates {
         let d = edit_distance(got, cand);
-        // Allow roughly one typo per three characters, at least one.
+        // Allow roughly one typo per three characters, at least one; a name that extends
+        // or shortens another (`greeting` for `greet`) is also a likely slip.
         let limit = (cand.chars().count() / 3).max(1);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+        let affix =
+            got.len().min(cand.len()) >= 3 && (got.starts_with(cand) || cand.starts_with(got));
+        if (d <= limit || affix) && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, cand));
         }
     }
     best.map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
-/// Levenshtein distance over characters; inputs are short names, so O(n·m) is fine.
+/// Optimal-string-alignment distance over characters: Levenshtein plus adjacent
+/// transpositions (`sya` -> `say` is one edit). Inputs are short names, so O(n·m) is fine.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -197,5 +211,13 @@ mod tests {
             Some("did you mean `prompt`?")
         );
         assert_eq!(did_you_mean("xyz", ["prompt", "say"]), None);
+        assert_eq!(
+            did_you_mean("sya", ["say", "set"]).as_deref(),
+            Some("did you mean `say`?")
+        );
+        assert_eq!(
+            did_you_mean("greeting", ["greet"]).as_deref(),
+            Some("did you mean `greet`?")
+        );
     }
 }

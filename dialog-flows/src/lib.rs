@@ -17,6 +17,7 @@ mod interpreter;
 mod load;
 mod load_defs;
 mod load_flow;
+mod load_settings;
 mod model;
 mod slot;
 mod state;
@@ -26,7 +27,8 @@ mod yaml;
 pub use bot::Bot;
 pub use diagnostic::{Diagnostic, Pos, Severity};
 pub use interpreter::{Effect, IntentMatch, MAX_STEPS_PER_TURN, Step, TurnInput, step};
-pub use load::TOP_LEVEL_KEYS;
+pub use load::{RESPONSE_KEYS, TOP_LEVEL_KEYS};
+pub use load_flow::STEP_KINDS;
 pub use model::{
     AskStep, EndScope, FlowDef, IntentDef, Lang, MAX_STACK_DEPTH, OnFail, PerLang, Responses,
     Settings, SlotDef, StepDef, StepKind, Text, UnknownLang,

@@ -14,8 +14,8 @@ use crate::model::{AskStep, EndScope, FlowDef, OnFail, StepDef, StepKind};
 use crate::yaml::{self, Node};
 
 const FLOW_KEYS: [&str; 3] = ["description", "trigger", "steps"];
-/// Step kinds: exactly one of these keys makes a step.
-pub(crate) const STEP_KINDS: [&str; 8] = [
+/// Step kinds: exactly one of these keys makes a step (the JSON Schema lists these; tested).
+pub const STEP_KINDS: [&str; 8] = [
     "say", "ask", "set", "branch", "goto", "flow", "handoff", "end",
 ];
 /// Keys that only an `ask` step may carry.
@@ -311,7 +311,18 @@ impl Loader {
         }
         let kind = match kind_name {
             "say" => StepKind::Say(self.text(file, value, "`say`")?),
-            "ask" => StepKind::Ask(self.ask(file, kind_key, value, &extras, ids, flow)?),
+            "ask" => {
+                let (ask, has_prompt) = self.ask(file, value, &extras, ids, flow)?;
+                // After a misspelt `promt` was reported, "needs a prompt" would only repeat it.
+                if !has_prompt {
+                    if ok {
+                        let hint = Some("add `prompt:` with the question to ask".into());
+                        self.err(file, kind_key, "an `ask` step needs a `prompt`", hint);
+                    }
+                    return None;
+                }
+                StepKind::Ask(ask)
+            }
             "set" => StepKind::Set(self.set(file, value)?),
             "branch" => self.branch(file, kind_key, value, ids, flow)?,
             "goto" => StepKind::Goto(self.target(file, value, ids, flow)?),
@@ -354,12 +365,11 @@ impl Loader {
     fn ask(
         &mut self,
         file: &Path,
-        key: &Node,
         value: &Node,
         extras: &[(&str, &Node, &Node)],
         ids: &StepIds,
         flow: &str,
-    ) -> Option<AskStep> {
+    ) -> Option<(AskStep, bool)> {
         let slot = self.string(file, value, "the slot to ask for")?;
         let mut ok = true;
         if !self.slot_origins.contains_key(&slot) {
@@ -408,16 +418,7 @@ impl Loader {
                 }
             }
         }
-        if !has_prompt && ok {
-            self.err(
-                file,
-                key,
-                "an `ask` step needs a `prompt`",
-                Some("add `prompt:` with the question to ask".into()),
-            );
-            ok = false;
-        }
-        ok.then_some(step)
+        ok.then_some((step, has_prompt))
     }
 
     fn set(&mut self, file: &Path, value: &Node) -> Option<Vec<(String, serde_json::Value)>> {
