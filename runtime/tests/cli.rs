@@ -12,6 +12,24 @@ fn shop() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../dialog-flows/bots/shop")
 }
 
+/// Runs a command that is expected to exit by itself; a server that starts instead is killed and
+/// the test fails rather than hanging.
+fn run_with_deadline(cmd: &mut Command) -> std::process::Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("kefu serve kept running where it should have refused to start");
+        }
+    }
+}
+
 #[test]
 fn check_accepts_the_shipped_bot() {
     let out = kefu().arg("check").arg(shop()).output().unwrap();
@@ -73,35 +91,37 @@ fn serve_fails_clearly_when_the_data_directory_is_locked_or_damaged() {
         .unwrap();
     // Wait until the first one holds the directory.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !data.join("db").exists() && !data.join("conf").exists() && Instant::now() < deadline {
+    while !data.join("LOCK").exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let second = kefu()
-        .args(["serve", "--listen", "127.0.0.1:0", "--flows"])
-        .arg(shop())
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
+    let second = run_with_deadline(
+        kefu()
+            .args(["serve", "--listen", "127.0.0.1:0", "--flows"])
+            .arg(shop())
+            .arg("--data-dir")
+            .arg(&data),
+    );
     let _ = first.kill();
     let _ = first.wait();
     assert_eq!(second.status.code(), Some(2));
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("locked"), "{err}");
 
-    // Damage: garbage where sled keeps its files.
+    // Damage: a real data directory whose sled file is overwritten with garbage.
     let damaged = dir.path().join("damaged");
-    std::fs::create_dir_all(&damaged).unwrap();
-    std::fs::write(damaged.join("conf"), b"\x00\xffnot a sled config\x13\x37").unwrap();
-    std::fs::write(damaged.join("db"), vec![0xAB; 4096]).unwrap();
-    let out = kefu()
-        .args(["serve", "--listen", "127.0.0.1:0", "--flows"])
-        .arg(shop())
-        .arg("--data-dir")
-        .arg(&damaged)
-        .output()
-        .unwrap();
+    drop(kefu_store::SledStore::open(&damaged).unwrap());
+    let db = damaged.join("sled").join("db");
+    assert!(db.is_file(), "the store keeps its data in sled/db");
+    let len = std::fs::metadata(&db).unwrap().len().max(4096) as usize;
+    std::fs::write(&db, vec![0xAB; len]).unwrap();
+    let out = run_with_deadline(
+        kefu()
+            .args(["serve", "--listen", "127.0.0.1:0", "--flows"])
+            .arg(shop())
+            .arg("--data-dir")
+            .arg(&damaged),
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
