@@ -34,6 +34,8 @@
 //! scans (`delete_user`, `session_count`) run on tokio's blocking pool.
 
 mod codec;
+#[cfg(test)]
+mod crash_windows;
 mod group_commit;
 mod open;
 mod write;
