@@ -43,13 +43,13 @@ impl Store for MemoryStore {
                 user: req.user.clone(),
                 ..Session::default()
             });
-        if let Some(key) = &req.idempotency_key {
-            if let Some(&(first_seq, last_seq)) = s.idem.get(key) {
-                return Ok(AppendOutcome::Duplicate {
-                    first_seq,
-                    last_seq,
-                });
-            }
+        if let Some(key) = &req.idempotency_key
+            && let Some(&(first_seq, last_seq)) = s.idem.get(key)
+        {
+            return Ok(AppendOutcome::Duplicate {
+                first_seq,
+                last_seq,
+            });
         }
         if s.seq != req.expected_seq {
             return Ok(AppendOutcome::Conflict { actual_seq: s.seq });

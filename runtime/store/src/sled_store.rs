@@ -9,30 +9,36 @@
 //!
 //! **Write path of `append`.**
 //! 1. Under a striped per-session mutex: read the meta record, look up the idempotency key,
-//!    compare the head with `expected_seq`, and apply one `sled::Batch` holding the events, the
-//!    new meta record (with the snapshot), the idempotency record and, on a session's first
-//!    write, its user index entry. A sled batch is recovered all or nothing, and the stripe lock
-//!    makes check-then-write atomic even when two writers race on one session (the directory
-//!    lock rules out other processes).
+//!    compare the head with `expected_seq`, then write the events and index records and, last,
+//!    the new meta record, each with a plain sled `insert` (see [`write`] for the order, the
+//!    crash windows it leaves and why readers ignore what a crashed append left behind). The
+//!    stripe lock makes check-then-write atomic even when two writers race on one session (the
+//!    directory lock rules out other processes).
 //! 2. Release the stripe, take a group-commit ticket and wait, off the lock, until a flush that
-//!    started after the batch was applied has returned (see [`group_commit`]). Only then is the
-//!    append acknowledged.
+//!    started after the meta record was written has returned (see [`group_commit`]). Only then
+//!    is the append acknowledged.
 //!
 //! `Duplicate` and `Conflict` answers wait for a flush too: the record they were derived from
 //! may still be on its way to disk, and answering from it early would acknowledge data that a
 //! crash could still take away.
 //!
-//! One batch per append, not a cross-tree sled transaction: both take sled's process-wide
-//! write lock, but a transaction adds read/write-set tracking and retries that a single-writer
-//! session does not need. See `DURABILITY.md` for how that lock interacts with flushing.
+//! No `sled::Batch` and no transactions: both take sled's process-wide concurrency-control
+//! write lock, which a running flush holds as a reader, so every append would stall a runtime
+//! worker for up to a whole flush. See `DURABILITY.md`.
+//!
+//! **Read side.** The meta record is the truth: `events` stops at its head, `sessions_of_user`
+//! lists only index entries confirmed by a meta record of that user.
 //!
 //! Sled calls that only touch a few keys (gets, the batch, a bounded scan) run inline on the
 //! calling task: they take microseconds. The flush runs on the group-commit thread; whole-store
 //! scans (`delete_user`, `session_count`) run on tokio's blocking pool.
 
 mod codec;
+#[cfg(test)]
+mod crash_windows;
 mod group_commit;
 mod open;
+mod write;
 
 use std::hash::BuildHasher;
 use std::path::Path;
@@ -182,91 +188,22 @@ impl Inner {
             .transpose()
     }
 
-    /// Check-then-write of one append, under the session's stripe lock. Returns the outcome;
-    /// the caller still has to wait for durability.
-    fn append_locked(&self, session: &str, req: AppendRequest) -> Result<AppendOutcome> {
-        let _stripe = self.stripe(session).lock();
-        let meta = self.meta(session)?;
-        let head = meta.as_ref().map_or(0, |m| m.seq);
-        let idem_key = req
-            .idempotency_key
-            .as_deref()
-            .map(|k| codec::idem_key(session, k));
-        if let Some(key) = &idem_key {
-            // Before the head check: a retry carries the stale expected_seq of its first try.
-            if let Some(value) = self
-                .tree
-                .get(key)
-                .map_err(self.err("read idempotency key"))?
-            {
-                let (first_seq, last_seq) = codec::decode_idem(&value, session)?;
-                return Ok(AppendOutcome::Duplicate {
-                    first_seq,
-                    last_seq,
-                });
-            }
-        }
-        if head != req.expected_seq {
-            return Ok(AppendOutcome::Conflict { actual_seq: head });
-        }
-        let first_seq = head + 1;
-        let last_seq = u64::try_from(req.events.len())
-            .ok()
-            .and_then(|n| head.checked_add(n))
-            .ok_or_else(|| StoreError::BadRecord {
-                session: session.to_owned(),
-                detail: "sequence number would overflow".into(),
-            })?;
-
-        let mut batch = sled::Batch::default();
-        let prefix = codec::event_prefix(session);
-        for (seq, payload) in (first_seq..).zip(req.events) {
-            batch.insert(codec::event_key(&prefix, seq), payload);
-        }
-        if let Some(key) = idem_key {
-            batch.insert(key, &codec::idem_value(first_seq, last_seq));
-        }
-        let new_meta = match meta {
-            Some(old) => {
-                let (snapshot_seq, snapshot) = match req.snapshot {
-                    Some(snapshot) => (last_seq, Some(snapshot)),
-                    None => (old.snapshot_seq, old.snapshot),
-                };
-                Meta {
-                    seq: last_seq,
-                    snapshot_seq,
-                    user: old.user,
-                    snapshot,
-                }
-            }
-            None => {
-                batch.insert(codec::user_key(&req.user, session), &[]);
-                let snapshot_seq = if req.snapshot.is_some() { last_seq } else { 0 };
-                Meta {
-                    seq: last_seq,
-                    snapshot_seq,
-                    user: req.user,
-                    snapshot: req.snapshot,
-                }
-            }
-        };
-        batch.insert(codec::meta_key(session), new_meta.encode());
-        self.tree.apply_batch(batch).map_err(self.err("append"))?;
-        Ok(AppendOutcome::Appended {
-            first_seq,
-            last_seq,
-        })
-    }
-
+    /// Reads events in `from_seq..=head`. Events beyond the committed head are orphans of an
+    /// append that crashed before its commit point and are never returned.
     fn events(&self, session: &str, from_seq: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let head = self.meta(session)?.map_or(0, |m| m.seq);
+        let from_seq = from_seq.max(1);
+        if from_seq > head || limit == 0 {
+            return Ok(Vec::new());
+        }
         let prefix = codec::event_prefix(session);
         let start = codec::event_key(&prefix, from_seq);
-        let mut out = Vec::new();
-        for item in self.tree.range(start..).take(limit) {
+        let end = codec::event_key(&prefix, head);
+        let mut out = Vec::with_capacity(
+            limit.min(usize::try_from(head - from_seq + 1).unwrap_or(usize::MAX)),
+        );
+        for item in self.tree.range(start..=end).take(limit) {
             let (key, payload) = item.map_err(self.err("read events"))?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
             let seq = codec::event_seq(&prefix, &key, session)?;
             out.push(StoredEvent {
                 seq,
@@ -276,7 +213,9 @@ impl Inner {
         Ok(out)
     }
 
-    fn sessions_of_user(&self, user: &str) -> Result<Vec<String>> {
+    /// Every session key in `user`'s index, including entries whose session has no committed
+    /// meta record (a crashed first write or deletion left them).
+    fn indexed_sessions(&self, user: &str) -> Result<Vec<String>> {
         let prefix = codec::user_prefix(user);
         self.tree
             .scan_prefix(&prefix)
@@ -287,32 +226,15 @@ impl Inner {
             .collect()
     }
 
-    /// Removes every record of `user`'s sessions, one atomic batch per session.
-    fn delete_user(&self, user: &str) -> Result<usize> {
-        let mut deleted = 0;
-        for session in self.sessions_of_user(user)? {
-            let _stripe = self.stripe(&session).lock();
-            let mut batch = sled::Batch::default();
-            for prefix in [codec::event_prefix(&session), codec::idem_prefix(&session)] {
-                for key in self.tree.scan_prefix(&prefix).keys() {
-                    batch.remove(key.map_err(self.err("scan session for deletion"))?);
-                }
+    /// The live sessions of `user`: index entries confirmed by a meta record naming `user`.
+    fn sessions_of_user(&self, user: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for session in self.indexed_sessions(user)? {
+            if self.meta(&session)?.is_some_and(|m| m.user == user) {
+                out.push(session);
             }
-            let meta_key = codec::meta_key(&session);
-            if self
-                .tree
-                .contains_key(&meta_key)
-                .map_err(self.err("read session"))?
-            {
-                deleted += 1;
-            }
-            batch.remove(meta_key);
-            batch.remove(codec::user_key(user, &session));
-            self.tree
-                .apply_batch(batch)
-                .map_err(self.err("delete session"))?;
         }
-        Ok(deleted)
+        Ok(out)
     }
 
     fn session_count(&self) -> Result<usize> {

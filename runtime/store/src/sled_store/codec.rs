@@ -9,7 +9,7 @@
 //! | kind | key                                        | value                                  |
 //! |------|--------------------------------------------|----------------------------------------|
 //! | `F`  | `F`                                        | format version (`u32` BE)              |
-//! | `M`  | `M` len(session) session                   | [`Meta`]: head, snapshot seq, user, snapshot |
+//! | `M`  | `M` len(session) session                   | [`Meta`]: head, snapshot seq, user, last idempotency key, snapshot |
 //! | `E`  | `E` len(session) session seq(`u64` BE)     | event payload                          |
 //! | `I`  | `I` len(session) session idempotency-key   | first seq, last seq (`u64` BE each)    |
 //! | `U`  | `U` len(user) user session                 | empty                                  |
@@ -27,7 +27,8 @@ const EVENT: u8 = b'E';
 const IDEM: u8 = b'I';
 const USER: u8 = b'U';
 /// Version byte leading every encoded [`Meta`], so a later layout can be told apart.
-const META_VERSION: u8 = 1;
+/// Version 2 added [`Meta::last_idem`].
+const META_VERSION: u8 = 2;
 
 fn with_str(kind: u8, s: &str, extra: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + 8 + s.len() + extra);
@@ -120,7 +121,24 @@ pub(crate) fn user_key_session(prefix: &[u8], key: &[u8], user: &str) -> Result<
         })
 }
 
-/// A session's meta record: everything `load` needs in one read.
+/// The idempotency key of a session's latest append and the range that append wrote.
+///
+/// It rides in the meta record (the commit point) so that the key is committed together with
+/// the append; its own `I` record is written only by the *next* append, before that append
+/// replaces the meta record. So an `I` record is never written before the append it names has
+/// committed, and can be trusted whenever it exists (see `sled_store.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LastIdem {
+    /// The idempotency key.
+    pub(crate) key: String,
+    /// First sequence number of that append.
+    pub(crate) first_seq: u64,
+    /// Last sequence number of that append.
+    pub(crate) last_seq: u64,
+}
+
+/// A session's meta record: everything `load` needs in one read, and the commit point of
+/// every append (it is the last record an append writes).
 ///
 /// The snapshot lives inside the meta record (not in a key of its own) because every turn
 /// rewrites both anyway, and activation then costs a single point read.
@@ -132,20 +150,35 @@ pub(crate) struct Meta {
     pub(crate) snapshot_seq: u64,
     /// The user recorded on the first write.
     pub(crate) user: String,
+    /// The idempotency key of the append that wrote this record, if it had one.
+    pub(crate) last_idem: Option<LastIdem>,
     /// The latest snapshot.
     pub(crate) snapshot: Option<Vec<u8>>,
 }
 
 impl Meta {
-    /// Encodes as: version, seq, snapshot_seq, user length, user, has-snapshot flag, snapshot.
+    /// Encodes as: version, seq, snapshot_seq, user length, user, has-last-key flag
+    /// [first seq, last seq, key length, key], has-snapshot flag, snapshot.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let snap_len = self.snapshot.as_ref().map_or(0, Vec::len);
-        let mut out = Vec::with_capacity(1 + 8 + 8 + 8 + self.user.len() + 1 + snap_len);
+        let idem_len = self.last_idem.as_ref().map_or(0, |i| 24 + i.key.len());
+        let mut out =
+            Vec::with_capacity(1 + 8 + 8 + 8 + self.user.len() + 1 + idem_len + 1 + snap_len);
         out.push(META_VERSION);
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.snapshot_seq.to_be_bytes());
         out.extend_from_slice(&(self.user.len() as u64).to_be_bytes());
         out.extend_from_slice(self.user.as_bytes());
+        match &self.last_idem {
+            Some(idem) => {
+                out.push(1);
+                out.extend_from_slice(&idem.first_seq.to_be_bytes());
+                out.extend_from_slice(&idem.last_seq.to_be_bytes());
+                out.extend_from_slice(&(idem.key.len() as u64).to_be_bytes());
+                out.extend_from_slice(idem.key.as_bytes());
+            }
+            None => out.push(0),
+        }
         match &self.snapshot {
             Some(snapshot) => {
                 out.push(1);
@@ -171,6 +204,26 @@ impl Meta {
         let user = std::str::from_utf8(take(&mut rest, user_len, session, "user")?)
             .map_err(|_| bad(session, "user is not UTF-8"))?
             .to_owned();
+        let last_idem = match take(&mut rest, 1, session, "idempotency flag")? {
+            [0] => None,
+            [1] => {
+                let first_seq = take_u64(&mut rest, session, "idempotency first sequence")?;
+                let last_seq = take_u64(&mut rest, session, "idempotency last sequence")?;
+                let key_len = take_u64(&mut rest, session, "idempotency key length")?;
+                let key_len = usize::try_from(key_len)
+                    .map_err(|_| bad(session, "idempotency key length overflows"))?;
+                let key =
+                    std::str::from_utf8(take(&mut rest, key_len, session, "idempotency key")?)
+                        .map_err(|_| bad(session, "idempotency key is not UTF-8"))?
+                        .to_owned();
+                Some(LastIdem {
+                    key,
+                    first_seq,
+                    last_seq,
+                })
+            }
+            _ => return Err(bad(session, "meta record has a bad idempotency flag")),
+        };
         let snapshot = match take(&mut rest, 1, session, "snapshot flag")? {
             [0] if rest.is_empty() => None,
             [1] => Some(rest.to_vec()),
@@ -188,6 +241,7 @@ impl Meta {
             seq,
             snapshot_seq,
             user,
+            last_idem,
             snapshot,
         })
     }
@@ -249,18 +303,29 @@ mod tests {
                 seq: 7,
                 snapshot_seq: 5,
                 user: "用户\0".into(),
+                last_idem: Some(LastIdem {
+                    key: "k\0键".into(),
+                    first_seq: 6,
+                    last_seq: 7,
+                }),
                 snapshot: Some(vec![1, 2]),
             },
             Meta {
                 seq: 0,
                 snapshot_seq: 0,
                 user: String::new(),
+                last_idem: None,
                 snapshot: None,
             },
             Meta {
                 seq: 3,
                 snapshot_seq: 3,
                 user: "u".into(),
+                last_idem: Some(LastIdem {
+                    key: String::new(),
+                    first_seq: 4,
+                    last_seq: 3,
+                }),
                 snapshot: Some(vec![]),
             },
         ] {

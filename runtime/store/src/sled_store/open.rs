@@ -21,6 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
@@ -28,8 +29,10 @@ use super::SledStoreConfig;
 use super::codec::FORMAT_KEY;
 use crate::{Result, StoreError};
 
-/// The on-disk layout version this build reads and writes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The on-disk layout version this build reads and writes. Version 2: meta record carries the
+/// last idempotency key, and appends are single-key inserts with the meta record as commit
+/// point (version-1 data relied on batches and must not be read with version-2 rules).
+pub(crate) const FORMAT_VERSION: u32 = 2;
 const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_PREFIX: &str = "kefu-store-sled ";
 const LOCK_FILE: &str = "LOCK";
@@ -191,6 +194,31 @@ fn write_format(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How long to wait for sled's lock on its data file to be released by this process.
+const SLED_LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens sled, waiting briefly while sled's *own* file lock is still held.
+///
+/// We already hold the directory's `LOCK`, so no other store can be using these files; a
+/// conflict on sled's lock can only be a handle of a store of this process that was just
+/// dropped. sled's I/O threadpool releases the job (and its clone of the file handle) only
+/// after it has woken the flush that waited for it, so a reopen right after a drop can race
+/// with that release.
+fn open_sled_retrying(sled_config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = Instant::now() + SLED_LOCK_WAIT;
+    loop {
+        match sled_config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn open_sled(dir: &Path, sled_dir: &Path, config: &SledStoreConfig) -> Result<sled::Db> {
     let sled_config = sled::Config::new()
         .path(sled_dir)
@@ -198,7 +226,7 @@ fn open_sled(dir: &Path, sled_dir: &Path, config: &SledStoreConfig) -> Result<sl
         // sled's timer flush is no durability point for us (group commit is), so it only adds
         // I/O; it stays available as a tunable for operators who want sled's own GC cadence.
         .flush_every_ms(config.background_flush_ms);
-    match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
+    match catch_unwind(AssertUnwindSafe(|| open_sled_retrying(&sled_config))) {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(sled::Error::Io(e))) => {
             // sled reports bad lengths/offsets in its files as I/O errors (e.g. reading past
