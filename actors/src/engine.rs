@@ -60,8 +60,8 @@ impl CompiledBot {
     /// Trains the models of `bot`.
     pub fn compile(bot: Bot) -> Result<Self, EngineLoadError> {
         let started = Instant::now();
-        let synonyms = Synonyms::new(bot.synonyms())
-            .map_err(|e| EngineLoadError::Model(e.to_string()))?;
+        let synonyms =
+            Synonyms::new(bot.synonyms()).map_err(|e| EngineLoadError::Model(e.to_string()))?;
         let mut examples = Vec::new();
         for (name, def) in bot.intents() {
             for lang in [Lang::Zh, Lang::En] {
@@ -83,7 +83,12 @@ impl CompiledBot {
     }
 
     /// Understands `text` and runs one step.
-    pub fn turn(&self, state: &DialogState, text: &str, channel: &str) -> (DialogState, HandledTurn) {
+    pub fn turn(
+        &self,
+        state: &DialogState,
+        text: &str,
+        channel: &str,
+    ) -> (DialogState, HandledTurn) {
         let normalised = kefu_models::normalize(text);
         let canonical = self.synonyms.apply(&normalised);
         let default_lang = match self.bot.settings().default_language {
@@ -177,7 +182,11 @@ impl FlowEngine {
 impl TurnHandler for FlowEngine {
     type State = DialogState;
 
-    fn handle(&self, state: &mut DialogState, turn: &TurnContext<'_>) -> Result<HandledTurn, HandlerError> {
+    fn handle(
+        &self,
+        state: &mut DialogState,
+        turn: &TurnContext<'_>,
+    ) -> Result<HandledTurn, HandlerError> {
         let compiled = self.current.load();
         let (next, handled) = compiled.turn(state, turn.text, turn.channel);
         *state = next;

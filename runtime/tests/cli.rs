@@ -15,7 +15,11 @@ fn shop() -> std::path::PathBuf {
 /// Runs a command that is expected to exit by itself; a server that starts instead is killed and
 /// the test fails rather than hanging.
 fn run_with_deadline(cmd: &mut Command) -> std::process::Output {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
