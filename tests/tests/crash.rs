@@ -197,10 +197,13 @@ fn acknowledged_messages_survive_kill_9_exactly_once_in_order() {
     let mut total = 0;
     rt.block_on(async {
         for (i, log) in logs.iter().enumerate() {
-            let l = log.lock().unwrap();
+            let (acked, turns) = {
+                let l = log.lock().unwrap();
+                (l.acked.clone(), l.turns.clone())
+            };
             // Replay from scratch: every acknowledged reply must come out again.
             let mut state = DialogState::default();
-            for (k, (text, replies)) in l.turns.iter().enumerate() {
+            for (k, (text, replies)) in turns.iter().enumerate() {
                 let (next, handled) = bot.turn(&state, text, CHANNEL);
                 let expected: Vec<String> = handled.replies.into_iter().map(|r| r.text).collect();
                 assert_eq!(
@@ -242,10 +245,10 @@ fn acknowledged_messages_survive_kill_9_exactly_once_in_order() {
                 "client {i}: a message was applied twice"
             );
             assert_eq!(
-                stored, l.acked,
+                stored, acked,
                 "client {i}: stored messages differ from acknowledged ones"
             );
-            total += l.acked.len();
+            total += acked.len();
         }
     });
     println!(
