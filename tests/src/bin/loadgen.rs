@@ -39,6 +39,12 @@ struct Args {
     /// Skip the /healthz phase.
     #[arg(long)]
     no_healthz: bool,
+    /// Offered load in turns per second across all sessions (open loop: each session sends on a
+    /// fixed schedule and latency counts from the scheduled time, so a slow server cannot hide
+    /// its queueing). 0 = closed loop: every session sends its next turn as soon as it has the
+    /// answer, which measures the maximum throughput.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Worker threads of the load generator's own runtime.
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
@@ -135,6 +141,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.warmup,
             args.duration,
             Target::Healthz,
+            0.0,
         )
         .await?;
         p.print();
@@ -145,9 +152,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.warmup,
         args.duration,
         Target::Turns,
+        0.0,
     )
     .await?;
     turns.print();
+    if args.rate > 0.0 {
+        let paced = drive(
+            addr,
+            args.sessions,
+            args.warmup,
+            args.duration,
+            Target::Turns,
+            args.rate,
+        )
+        .await?;
+        println!(
+            "offered {:.0} turns/s (open loop, latency from the scheduled send time):",
+            args.rate
+        );
+        paced.print();
+    }
     if let Some(kib) = server.peak_rss_kib() {
         println!("server peak RSS {:.1} MiB", kib as f64 / 1024.0);
     }
@@ -186,7 +210,11 @@ async fn drive(
     warmup: f64,
     secs: f64,
     target: Target,
+    rate: f64,
 ) -> anyhow::Result<Phase> {
+    // Open loop: each session sends every `interval`, phase-shifted so sends spread evenly.
+    let interval = (rate > 0.0).then(|| Duration::from_secs_f64(n as f64 / rate));
+    let origin = tokio::time::Instant::now() + Duration::from_millis(50);
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
@@ -208,7 +236,15 @@ async fn drive(
             let path = format!("/v1/conversations/{session}/messages");
             let mut turn = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                let t0 = Instant::now();
+                let t0 = match interval {
+                    Some(every) => {
+                        let phase = every.mul_f64(user as f64 / n as f64);
+                        let due = origin + phase + every * turn as u32;
+                        tokio::time::sleep_until(due).await;
+                        due.into_std()
+                    }
+                    None => Instant::now(),
+                };
                 let result = match target {
                     Target::Healthz => conn.get("/healthz").await,
                     Target::Turns => {
