@@ -106,7 +106,7 @@ fn main() {
             let t = Instant::now();
             let seq = reg.activate(&format!("s{i}"), "u").await.unwrap();
             lat.push(t.elapsed().as_secs_f64() * 1e6);
-            assert_eq!(seq, 6, "two turns of three events");
+            assert_eq!(seq, 4, "two turns of a message and a reply each");
         }
         lat.sort_by(f64::total_cmp);
         println!(
