@@ -1,7 +1,7 @@
 //! The embedded back-end: [`SledStore`], a [`Store`] on one sled tree with group commit.
 //!
 //! **Layout.** One sled tree holds every record, told apart by a kind byte, with
-//! length-prefixed session keys and user ids (see [`codec`] for the table): a meta record per
+//! length-prefixed session keys and user ids (see `codec.rs` for the table): a meta record per
 //! session (head seq, snapshot seq, user and the snapshot itself, so `load` is one point read),
 //! one key per event (`session ++ seq` big-endian, so a range read is one ordered scan), one
 //! key per idempotency key, and a user index. The directory layout (lock, format marker,
@@ -15,7 +15,7 @@
 //!    stripe lock makes check-then-write atomic even when two writers race on one session (the
 //!    directory lock rules out other processes).
 //! 2. Release the stripe, take a group-commit ticket and wait, off the lock, until a flush that
-//!    started after the meta record was written has returned (see [`group_commit`]). Only then
+//!    started after the meta record was written has returned (see `group_commit.rs`). Only then
 //!    is the append acknowledged.
 //!
 //! `Duplicate` and `Conflict` answers wait for a flush too: the record they were derived from
