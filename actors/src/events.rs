@@ -51,6 +51,16 @@ pub enum SessionEvent {
 }
 
 impl SessionEvent {
+    /// The record of a user message.
+    pub fn user(msg: &crate::api::Inbound, at_ms: u64) -> Self {
+        SessionEvent::User {
+            message_id: msg.message_id.clone(),
+            text: msg.text.clone(),
+            channel: msg.channel.clone(),
+            at_ms,
+        }
+    }
+
     /// Encodes for the store.
     pub fn encode(&self) -> Vec<u8> {
         // Serialising a plain enum of strings and integers into a Vec cannot fail.

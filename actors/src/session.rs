@@ -200,15 +200,7 @@ impl<H: TurnHandler> SessionActor<H> {
     ) -> Result<TurnOutcome, SendError> {
         let at_ms = now_ms();
         let mut events = Vec::with_capacity(1 + handled.replies.len());
-        events.push(
-            SessionEvent::User {
-                message_id: msg.message_id.clone(),
-                text: msg.text.clone(),
-                channel: msg.channel.clone(),
-                at_ms,
-            }
-            .encode(),
-        );
+        events.push(SessionEvent::user(msg, at_ms).encode());
         for r in &handled.replies {
             events.push(
                 SessionEvent::Bot {
@@ -358,13 +350,7 @@ impl<H: TurnHandler> SessionActor<H> {
         warn!(session = %state.key, failures, park, reason = %reason, "Session turn failed");
         let at_ms = now_ms();
         let mut events = vec![
-            SessionEvent::User {
-                message_id: msg.message_id.clone(),
-                text: msg.text.clone(),
-                channel: msg.channel.clone(),
-                at_ms,
-            }
-            .encode(),
+            SessionEvent::user(msg, at_ms).encode(),
             SessionEvent::Failed {
                 message_id: msg.message_id.clone(),
                 reply: reply.clone(),

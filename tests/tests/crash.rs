@@ -58,6 +58,15 @@ fn message(client: usize, n: u64) -> String {
     SCRIPT[n as usize % SCRIPT.len()].replace("{n}", &format!("{client:02}{n:09}"))
 }
 
+fn reply_texts(body: &Value) -> Vec<String> {
+    body["replies"]
+        .as_array()
+        .expect("replies")
+        .iter()
+        .map(|r| r["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// Tiny deterministic generator, so a failing run can be replayed from its seed.
 struct Lcg(u64);
 impl Lcg {
@@ -102,12 +111,7 @@ async fn run_client(addr: std::net::SocketAddr, client: usize, log: Arc<Mutex<Cl
             resp.status
         );
         let body: Value = serde_json::from_slice(&resp.body).expect("json");
-        let replies = body["replies"]
-            .as_array()
-            .expect("replies")
-            .iter()
-            .map(|r| r["text"].as_str().unwrap_or_default().to_owned())
-            .collect();
+        let replies = reply_texts(&body);
         let mut l = log.lock().unwrap();
         l.acked.push(id);
         l.turns.push((text, replies));
@@ -175,12 +179,7 @@ fn acknowledged_messages_survive_kill_9_exactly_once_in_order() {
                     .unwrap();
                 assert!(r.status.is_success());
                 let body: Value = serde_json::from_slice(&r.body).unwrap();
-                let replies = body["replies"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["text"].as_str().unwrap_or_default().to_owned())
-                    .collect();
+                let replies = reply_texts(&body);
                 let mut l = log.lock().unwrap();
                 l.acked.push(id);
                 l.turns.push((text, replies));

@@ -220,3 +220,83 @@ async fn api_keys_guard_every_v1_route_when_configured() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_json_errors_from_the_real_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::shop(dir.path(), Config::default()).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/conversations/eve/messages");
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{\"text\": "),
+            400,
+            "invalid_json",
+        ),
+        (
+            client.post(&url).json(&json!({"text": 42})),
+            422,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(vec![b'{', 0xff, 0xfe, b'}']),
+            400,
+            "invalid_json",
+        ),
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(format!("{{\"text\": \"{}\"}}", "x".repeat(200_000))),
+            413,
+            "body_too_large",
+        ),
+        (
+            client.post(&url).json(&json!({"text": "字".repeat(4001)})),
+            422,
+            "message_too_long",
+        ),
+        (
+            client.post(&url).json(&json!({"text": "   "})),
+            422,
+            "empty_message",
+        ),
+        (client.get(server.url("/v1/nothing/here")), 404, "not_found"),
+        (client.delete(&url), 405, "method_not_allowed"),
+        (
+            client
+                .post(&url)
+                .header("content-type", "text/plain")
+                .body("hi"),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "expected {code}");
+        let body: Value = resp.json().await.expect("a JSON error body");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // The server is still healthy and nothing was stored for the refused messages.
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
+    let conv = reqwest::get(server.url("/v1/conversations/eve"))
+        .await
+        .unwrap();
+    assert_eq!(conv.status(), 404);
+    server.stop().await;
+}
