@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use kefu_flows::{Bot, Diagnostic, DialogState, Effect, Lang, TurnInput};
-use kefu_models::{ClassifierConfig, IntentClassifier, IntentExample, Synonyms};
+use kefu_models::{ClassifierConfig, IntentClassifier, IntentExample, IntentRules, Nlu, Synonyms};
 
 use crate::api::{NluView, Reply};
 use crate::handler::{HandledTurn, HandlerError, TurnContext, TurnHandler};
@@ -44,12 +44,19 @@ fn render(diags: &[Diagnostic]) -> String {
     out
 }
 
+/// The same language in the models' vocabulary.
+fn to_models_lang(lang: Lang) -> kefu_models::Lang {
+    match lang {
+        Lang::Zh => kefu_models::Lang::Zh,
+        _ => kefu_models::Lang::En,
+    }
+}
+
 /// A bot ready to run: its flows and the models trained from them.
 pub struct CompiledBot {
     /// The flows.
     pub bot: Bot,
-    classifier: IntentClassifier,
-    synonyms: Synonyms,
+    nlu: Nlu,
     /// How long training took, in milliseconds.
     pub train_ms: f64,
     /// Training examples used.
@@ -75,8 +82,7 @@ impl CompiledBot {
             .map_err(|e| EngineLoadError::Model(e.to_string()))?;
         Ok(Self {
             bot,
-            classifier,
-            synonyms,
+            nlu: Nlu::new(classifier, synonyms, IntentRules::default()),
             train_ms: started.elapsed().as_secs_f64() * 1000.0,
             examples: examples.len(),
         })
@@ -89,18 +95,13 @@ impl CompiledBot {
         text: &str,
         channel: &str,
     ) -> (DialogState, HandledTurn) {
-        let normalised = kefu_models::normalize(text);
-        let canonical = self.synonyms.apply(&normalised);
-        let default_lang = match self.bot.settings().default_language {
-            Lang::Zh => kefu_models::Lang::Zh,
-            _ => kefu_models::Lang::En,
-        };
-        let lang = match kefu_models::detect_lang_or(&canonical, default_lang) {
-            kefu_models::Lang::Zh => Lang::Zh,
-            _ => Lang::En,
-        };
-        let prediction = self.classifier.classify(&canonical);
-        let mut input = TurnInput::new(&canonical, lang).on_channel(channel);
+        let understood = self
+            .nlu
+            .understand(text, to_models_lang(self.bot.settings().default_language));
+        let lang = Lang::from_code(understood.lang.as_str())
+            .unwrap_or(self.bot.settings().default_language);
+        let prediction = understood.prediction;
+        let mut input = TurnInput::new(&understood.text, lang).on_channel(channel);
         if let Some(intent) = prediction.intent.as_deref() {
             input = input.with_intent(intent, prediction.confidence);
         }

@@ -56,7 +56,7 @@ pub trait TurnHandler: Send + Sync + 'static {
 
     /// The reply a user gets when their message made the session fail. Bilingual by default.
     fn polite_error(&self, text: &str) -> String {
-        if looks_chinese(text) {
+        if is_chinese(text) {
             "抱歉，系统刚刚出了点问题，您的消息已记录，请稍后再试。".to_owned()
         } else {
             "Sorry, something went wrong on our side. Your message is recorded; please try again in a moment.".to_owned()
@@ -65,7 +65,7 @@ pub trait TurnHandler: Send + Sync + 'static {
 
     /// The reply a user gets when the session is parked after repeated failures.
     fn parked_notice(&self, text: &str) -> String {
-        if looks_chinese(text) {
+        if is_chinese(text) {
             "抱歉，我们遇到了一些问题，已为您转接人工客服，请稍候。".to_owned()
         } else {
             "Sorry, we keep running into a problem here, so we've passed your conversation to a colleague who will get back to you.".to_owned()
@@ -73,8 +73,7 @@ pub trait TurnHandler: Send + Sync + 'static {
     }
 }
 
-/// True when a text has any CJK ideograph: enough to pick the language of a canned reply.
-pub(crate) fn looks_chinese(text: &str) -> bool {
-    text.chars()
-        .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c))
+/// The language of a canned reply: the models' detector, so it agrees with the engine's.
+fn is_chinese(text: &str) -> bool {
+    kefu_models::detect_lang_or(text, kefu_models::Lang::En) == kefu_models::Lang::Zh
 }

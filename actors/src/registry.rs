@@ -28,7 +28,7 @@ use kefu_store::Store;
 use ractor::{Actor, ActorId, ActorRef};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::api::{
     ConversationView, Conversations, Inbound, SendError, TranscriptEntry, TurnOutcome,
@@ -184,7 +184,8 @@ impl<H: TurnHandler> Shared<H> {
     }
 }
 
-/// Finds or activates session actors. Cheap to clone.
+/// Finds or activates session actors. Cheap to clone. Stop it with [`SessionRegistry::shutdown`]:
+/// dropping the handles does not stop session actors that are still alive.
 pub struct SessionRegistry<H: TurnHandler> {
     shared: Arc<Shared<H>>,
     supervisor: ActorRef<SupervisorMsg>,
@@ -409,13 +410,14 @@ impl<H: TurnHandler> Conversations for SessionRegistry<H> {
             }
         })?;
         let timeout = Duration::from_secs_f64(shared.config.turn_timeout_secs);
+        let msg = Arc::new(msg);
         // A few attempts: each failed one means the actor died before answering (it failed on an
         // earlier message, or could not load); the next attempt activates a fresh one.
         for attempt in 0..4 {
             let (actor, entry) = self.acquire(&msg.session, &msg.user)?;
             let (tx, rx) = tokio::sync::oneshot::channel();
             let sent = actor.cast(SessionMsg::Turn {
-                msg: msg.clone(),
+                msg: Arc::clone(&msg),
                 reply: tx.into(),
             });
             if sent.is_err() {
@@ -514,15 +516,5 @@ impl<H: TurnHandler> Conversations for SessionRegistry<H> {
 
     fn ready(&self) -> bool {
         !self.shared.shutting_down.load(Ordering::Relaxed)
-    }
-}
-
-impl<H: TurnHandler> Drop for SessionRegistry<H> {
-    fn drop(&mut self) {
-        // Only the last handle stops the supervisor (the sweeper holds a weak reference).
-        if Arc::strong_count(&self.shared) == 1 {
-            info!("Session registry dropped");
-            self.supervisor.stop(None);
-        }
     }
 }

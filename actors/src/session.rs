@@ -29,8 +29,8 @@ use crate::registry::{EntryShared, Shared};
 pub enum SessionMsg {
     /// One user message; the reply carries the durable outcome.
     Turn {
-        /// The message.
-        msg: Inbound,
+        /// The message (shared, so a retry after a dead actor re-sends it without copying).
+        msg: Arc<Inbound>,
         /// Where the outcome goes.
         reply: RpcReplyPort<Result<TurnOutcome, SendError>>,
     },
@@ -124,7 +124,7 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: SessionMsg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -135,7 +135,7 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                 Ok(())
             }
             SessionMsg::Turn { msg, reply } => {
-                let end = self.turn(state, msg).await;
+                let end = self.turn(state, &msg).await;
                 state
                     .entry
                     .last_active_ms
@@ -151,7 +151,7 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                         let _ = reply.send(outcome);
                         // Leave the registry first so that messages arriving from now on
                         // activate a fresh actor from the store instead of reaching this one.
-                        self.shared.forget(&state.key, _myself.get_id());
+                        self.shared.forget(&state.key, myself.get_id());
                         Err(format!("session {} failed: {reason}", state.key).into())
                     }
                 }
@@ -161,7 +161,7 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
 }
 
 impl<H: TurnHandler> SessionActor<H> {
-    async fn turn(&self, state: &mut SessionState<H::State>, msg: Inbound) -> TurnEnd {
+    async fn turn(&self, state: &mut SessionState<H::State>, msg: &Inbound) -> TurnEnd {
         if state.snapshot.parked {
             return TurnEnd::Done(Err(SendError::Parked));
         }
@@ -177,15 +177,15 @@ impl<H: TurnHandler> SessionActor<H> {
         let handled =
             std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(&mut dialog, &ctx)));
         match handled {
-            Ok(Ok(handled)) => TurnEnd::Done(self.commit(state, &msg, handled, dialog).await),
-            Ok(Err(err)) => self.fail(state, &msg, err.to_string()).await,
+            Ok(Ok(handled)) => TurnEnd::Done(self.commit(state, msg, handled, dialog).await),
+            Ok(Err(err)) => self.fail(state, msg, err.to_string()).await,
             Err(panic) => {
                 let reason = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "panic".to_owned());
-                self.fail(state, &msg, format!("panic: {reason}")).await
+                self.fail(state, msg, format!("panic: {reason}")).await
             }
         }
     }

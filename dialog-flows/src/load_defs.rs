@@ -108,55 +108,23 @@ impl Loader {
             "phone" => SlotType::Phone,
             "email" => SlotType::Email,
             "integer" => {
-                let bound = |this: &mut Self, k: &str| -> Option<Option<i64>> {
-                    let Some((_, n)) = get(k) else {
-                        return Some(None);
-                    };
-                    match yaml::scalar_json(n).and_then(|j| j.as_i64()) {
-                        Some(i) => Some(Some(i)),
-                        None => {
-                            this.err(
-                                file,
-                                n,
-                                format!("`{k}` of an integer slot must be a whole number"),
-                                None,
-                            );
-                            None
-                        }
-                    }
-                };
-                let (min, max) = (bound(self, "min")?, bound(self, "max")?);
-                if let (Some(a), Some(b), Some((_, n))) = (min, max, get("max"))
-                    && a > b
-                {
-                    self.err(file, n, "`max` is smaller than `min`", None);
-                }
+                let (min, max) = self.bounds(
+                    file,
+                    get("min").map(|(_, n)| n),
+                    get("max").map(|(_, n)| n),
+                    "an integer slot must be a whole number",
+                    |n| yaml::scalar_json(n).and_then(|j| j.as_i64()),
+                )?;
                 SlotType::Integer { min, max }
             }
             "number" => {
-                let bound = |this: &mut Self, k: &str| -> Option<Option<f64>> {
-                    let Some((_, n)) = get(k) else {
-                        return Some(None);
-                    };
-                    match yaml::as_f64(n) {
-                        Some(x) => Some(Some(x)),
-                        None => {
-                            this.err(
-                                file,
-                                n,
-                                format!("`{k}` of a number slot must be a number"),
-                                None,
-                            );
-                            None
-                        }
-                    }
-                };
-                let (min, max) = (bound(self, "min")?, bound(self, "max")?);
-                if let (Some(a), Some(b), Some((_, n))) = (min, max, get("max"))
-                    && a > b
-                {
-                    self.err(file, n, "`max` is smaller than `min`", None);
-                }
+                let (min, max) = self.bounds(
+                    file,
+                    get("min").map(|(_, n)| n),
+                    get("max").map(|(_, n)| n),
+                    "a number slot must be a number",
+                    yaml::as_f64,
+                )?;
                 SlotType::Number { min, max }
             }
             "enum" => {
@@ -219,6 +187,35 @@ impl Loader {
     }
 
     /// `values:` items are `value` or `{value: [synonym, ...]}`.
+    /// Reads a slot's `min`/`max` with `parse`; `None` when either is malformed (reported).
+    /// `must` completes "`min` of ..." in the error, e.g. "an integer slot must be a whole number".
+    fn bounds<T: PartialOrd + Copy>(
+        &mut self,
+        file: &Path,
+        min: Option<&Node>,
+        max: Option<&Node>,
+        must: &str,
+        parse: impl Fn(&Node) -> Option<T>,
+    ) -> Option<(Option<T>, Option<T>)> {
+        let mut read = |k: &str, node: Option<&Node>| -> Option<Option<T>> {
+            let Some(n) = node else { return Some(None) };
+            match parse(n) {
+                Some(v) => Some(Some(v)),
+                None => {
+                    self.err(file, n, format!("`{k}` of {must}"), None);
+                    None
+                }
+            }
+        };
+        let (lo, hi) = (read("min", min)?, read("max", max)?);
+        if let (Some(a), Some(b), Some(n)) = (lo, hi, max)
+            && a > b
+        {
+            self.err(file, n, "`max` is smaller than `min`", None);
+        }
+        Some((lo, hi))
+    }
+
     fn enum_values(&mut self, file: &Path, node: &Node) -> Option<Vec<EnumValue>> {
         let Some(items) = yaml::items(node).filter(|i| !i.is_empty()) else {
             self.err(
