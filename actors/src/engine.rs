@@ -5,19 +5,38 @@
 //! intent, run one interpreter step, turn its effects into replies. Everything here is
 //! synchronous and allocation-light; it runs inside the session actor.
 //!
-//! The compiled bot (flows + trained classifier) sits behind an `ArcSwap` so a reload can swap it
-//! atomically while sessions keep running.
+//! **Versions.** The compiled bot (flows + trained classifier) sits behind an `ArcSwap` so a
+//! reload swaps it atomically while sessions keep running. A session in the middle of a flow is
+//! *pinned* to the bot version that started the flow ([`EngineState::bot_version`]): the engine
+//! keeps the few most recent older versions alive ([`MAX_RETAINED_VERSIONS`]) and runs a pinned
+//! session's turns on its version until the flow (and every interrupted flow) ends; then the
+//! pin is dropped and the next turn runs on the current version. A retained version that no
+//! turn used for [`FlowEngine::pin_retention`] is released, and a session pinned to a released
+//! (or unknown, e.g. after a restart) version moves to the current one — the interpreter repairs
+//! a state that no longer fits. The hot path takes no lock: the retained list is only consulted
+//! when a session's pin differs from the current version, i.e. after a reload.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use kefu_flows::{Bot, Diagnostic, DialogState, Effect, Lang, TurnInput};
 use kefu_models::{ClassifierConfig, IntentClassifier, IntentExample, IntentRules, Nlu, Synonyms};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::api::{NluView, Reply};
 use crate::handler::{HandledTurn, HandlerError, TurnContext, TurnHandler};
+
+/// Older bot versions kept alive for sessions pinned mid-flow (the current one not counted).
+/// When a reload pushes past it, the least recently used old version is released.
+pub const MAX_RETAINED_VERSIONS: usize = 8;
+
+/// How long an old version stays alive after the last turn that used it, by default. A
+/// session silent for longer than this in the middle of a flow continues on the current bot.
+pub const DEFAULT_PIN_RETENTION: Duration = Duration::from_secs(30 * 60);
 
 /// Why a bot could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +69,49 @@ fn to_models_lang(lang: Lang) -> kefu_models::Lang {
         Lang::Zh => kefu_models::Lang::Zh,
         _ => kefu_models::Lang::En,
     }
+}
+
+/// The per-session state of the [`FlowEngine`]: the interpreter's state plus the bot version
+/// the session is pinned to.
+///
+/// Serialised flat (the dialog fields at top level, `bot_version` beside them), so snapshots
+/// written before versions existed load unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    /// The interpreter's state.
+    #[serde(flatten)]
+    pub dialog: DialogState,
+    /// The version ([`Bot::version`]) of the bot that runs this session's flow; `None` when no
+    /// flow is running (the next turn uses the current bot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_version: Option<String>,
+    /// The language of the last message that showed one, used for messages that show none
+    /// (an order number, an e-mail address), so an English conversation stays in English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+}
+
+impl EngineState {
+    /// True while a flow is running or waiting to resume: the session stays on its version.
+    pub fn is_mid_flow(&self) -> bool {
+        self.dialog.active.is_some() || !self.dialog.stack.is_empty()
+    }
+}
+
+/// Everything one turn did, for the session actor, `kefu test` and `kefu chat`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnReport {
+    /// What the session actor records and sends.
+    pub handled: HandledTurn,
+    /// The hand-off reason when the turn handed the conversation to a human.
+    pub handoff: Option<String>,
+    /// True when the turn ended the whole conversation.
+    pub ended: bool,
+    /// The user's emotion, when an emotion model is configured. Hook: kefu-models has no
+    /// emotion model yet; this stays `None` until it does, and `kefu chat /debug` shows it.
+    pub emotion: Option<String>,
+    /// The bot version that ran the turn.
+    pub bot_version: String,
 }
 
 /// A bot ready to run: its flows and the models trained from them.
@@ -88,6 +150,11 @@ impl CompiledBot {
         })
     }
 
+    /// The bot's version (a content hash of its files).
+    pub fn version(&self) -> &str {
+        self.bot.version()
+    }
+
     /// Understands `text` and runs one step.
     pub fn turn(
         &self,
@@ -95,21 +162,40 @@ impl CompiledBot {
         text: &str,
         channel: &str,
     ) -> (DialogState, HandledTurn) {
-        let understood = self
-            .nlu
-            .understand(text, to_models_lang(self.bot.settings().default_language));
-        let lang = Lang::from_code(understood.lang.as_str())
-            .unwrap_or(self.bot.settings().default_language);
+        let (next, report) = self.run(state, text, channel, None);
+        (next, report.handled)
+    }
+
+    /// Understands `text` and runs one step, reporting everything the turn did.
+    /// `session_lang` is the language of the conversation so far, used when `text` shows
+    /// none (default: the bot's default language).
+    pub fn run(
+        &self,
+        state: &DialogState,
+        text: &str,
+        channel: &str,
+        session_lang: Option<Lang>,
+    ) -> (DialogState, TurnReport) {
+        let fallback_lang = session_lang.unwrap_or(self.bot.settings().default_language);
+        let understood = self.nlu.understand(text, to_models_lang(fallback_lang));
+        let lang = Lang::from_code(understood.lang.as_str()).unwrap_or(fallback_lang);
         let prediction = understood.prediction;
-        let mut input = TurnInput::new(&understood.text, lang).on_channel(channel);
+        let words = slot_text(text);
+        let mut input = TurnInput::new(&words, lang).on_channel(channel);
         if let Some(intent) = prediction.intent.as_deref() {
             input = input.with_intent(intent, prediction.confidence);
         }
         let step = kefu_flows::step(&self.bot, state, &input);
         let mut replies = Vec::new();
+        let mut handoff = None;
+        let mut ended = false;
         for effect in &step.effects {
-            if let Effect::Say { text } = effect {
-                replies.push(Reply { text: text.clone() });
+            match effect {
+                Effect::Say { text } => replies.push(Reply { text: text.clone() }),
+                Effect::Handoff { reason } => handoff = Some(reason.clone()),
+                Effect::End => ended = true,
+                // Effects added to the language later are not visible to the user here.
+                _ => {}
             }
         }
         if replies.is_empty() {
@@ -123,46 +209,144 @@ impl CompiledBot {
             });
         }
         let active_flow = step.state.active.as_ref().map(|f| f.flow.clone());
-        let handled = HandledTurn {
-            replies,
-            nlu: Some(NluView {
-                intent: prediction.intent,
-                confidence: prediction.confidence,
-                lang: lang.as_str().to_owned(),
-            }),
-            active_flow,
+        let report = TurnReport {
+            handled: HandledTurn {
+                replies,
+                nlu: Some(NluView {
+                    intent: prediction.intent,
+                    confidence: prediction.confidence,
+                    lang: lang.as_str().to_owned(),
+                }),
+                active_flow,
+            },
+            handoff,
+            ended,
+            emotion: None,
+            bot_version: self.bot.version().to_owned(),
         };
-        (step.state, handled)
+        (step.state, report)
     }
 }
 
-/// Flows plus understanding, swappable at run time.
+/// The user's words as the interpreter sees them (slot values, the `text` template variable):
+/// NFKC (full-width letters and digits become ASCII) with whitespace collapsed, but case and
+/// wording kept. Lowercasing and synonyms are for the classifier only: `不想要了` is a synonym
+/// of 退货 for intents, yet as a return reason it means "changed my mind"; a company name on an
+/// invoice keeps its capitals.
+fn slot_text(raw: &str) -> String {
+    let nfkc: String = raw.nfkc().collect();
+    nfkc.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What [`FlowEngine::swap`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwapOutcome {
+    /// The new bot is now current; `from` is retained for sessions pinned to it.
+    Swapped {
+        /// The version replaced.
+        from: String,
+        /// The version now current.
+        to: String,
+    },
+    /// The new bot has the same version as the current one; nothing changed.
+    Unchanged {
+        /// The current version.
+        version: String,
+    },
+}
+
+/// An old bot version kept for sessions pinned to it.
+struct Retained {
+    bot: Arc<CompiledBot>,
+    /// Last turn that ran on it (or when it stopped being current): the idle clock.
+    last_used: Instant,
+}
+
+/// Flows plus understanding, swappable at run time, with older versions kept for pinned
+/// sessions (see the module docs).
 pub struct FlowEngine {
     current: ArcSwap<CompiledBot>,
+    /// Older versions, at most [`MAX_RETAINED_VERSIONS`]. Locked only by swaps and by turns of
+    /// sessions pinned to a non-current version.
+    retained: Mutex<Vec<Retained>>,
+    pin_retention: Duration,
 }
 
 impl FlowEngine {
     /// Loads, validates and compiles the bot in `dir`.
     pub fn load(dir: &Path) -> Result<Self, EngineLoadError> {
+        Ok(Self::from_compiled(Self::compile_dir(dir)?))
+    }
+
+    /// Loads, validates and compiles the bot in `dir` without installing it (CPU-heavy: the
+    /// classifier is trained here; async callers run it on a blocking thread).
+    pub fn compile_dir(dir: &Path) -> Result<CompiledBot, EngineLoadError> {
         let bot = Bot::load_dir(dir).map_err(EngineLoadError::Flows)?;
-        Ok(Self::from_compiled(CompiledBot::compile(bot)?))
+        CompiledBot::compile(bot)
     }
 
     /// Wraps an already compiled bot.
     pub fn from_compiled(compiled: CompiledBot) -> Self {
         Self {
             current: ArcSwap::from_pointee(compiled),
+            retained: Mutex::new(Vec::new()),
+            pin_retention: DEFAULT_PIN_RETENTION,
         }
     }
 
-    /// Replaces the running bot with `compiled`; turns already running finish on the old one.
-    pub fn swap(&self, compiled: CompiledBot) {
-        self.current.store(Arc::new(compiled));
+    /// The same engine releasing old versions `retention` after their last use.
+    pub fn with_pin_retention(mut self, retention: Duration) -> Self {
+        self.pin_retention = retention;
+        self
     }
 
-    /// The bot now in use.
+    /// How long an old version outlives its last use.
+    pub fn pin_retention(&self) -> Duration {
+        self.pin_retention
+    }
+
+    /// Makes `compiled` the current bot: new sessions and sessions between flows use it from
+    /// their next turn; sessions in the middle of a flow finish it on their version. A bot with
+    /// the current version changes nothing.
+    pub fn swap(&self, compiled: CompiledBot) -> SwapOutcome {
+        let mut retained = self.retained.lock();
+        let old = self.current.load_full();
+        if old.version() == compiled.version() {
+            return SwapOutcome::Unchanged {
+                version: old.version().to_owned(),
+            };
+        }
+        let to = compiled.version().to_owned();
+        let from = old.version().to_owned();
+        // Retain the old version before publishing the new one, so a turn pinned to it never
+        // finds it missing; drop any older copy of the new version (a revert).
+        retained.retain(|r| r.bot.version() != to && r.bot.version() != from);
+        retained.push(Retained {
+            bot: old,
+            last_used: Instant::now(),
+        });
+        self.current.store(Arc::new(compiled));
+        self.prune(&mut retained, Instant::now());
+        SwapOutcome::Swapped { from, to }
+    }
+
+    /// Loads, validates and compiles `dir`, then swaps it in; on error the running bot stays.
+    pub fn reload(&self, dir: &Path) -> Result<SwapOutcome, EngineLoadError> {
+        let compiled = Self::compile_dir(dir)?;
+        Ok(self.swap(compiled))
+    }
+
+    /// The bot now in use for new sessions.
     pub fn current(&self) -> Arc<CompiledBot> {
         self.current.load_full()
+    }
+
+    /// The versions alive: the current one first, then retained ones, oldest first.
+    pub fn versions(&self) -> Vec<String> {
+        let retained = self.retained.lock();
+        let mut out = vec![self.current.load().version().to_owned()];
+        out.extend(retained.iter().map(|r| r.bot.version().to_owned()));
+        out
     }
 
     /// One line about the loaded bot, for logs and `kefu check`.
@@ -178,19 +362,202 @@ impl FlowEngine {
             c.train_ms
         )
     }
+
+    /// Runs one turn of a session: on its pinned version while mid-flow, else on the current
+    /// bot; updates `state` (dialog, pin and language) in place. Synchronous and total.
+    pub fn step(&self, state: &mut EngineState, text: &str, channel: &str) -> TurnReport {
+        let bot = self.bot_for(state);
+        let session_lang = state.lang.as_deref().and_then(Lang::from_code);
+        let (next, report) = bot.run(&state.dialog, text, channel, session_lang);
+        state.dialog = next;
+        state.bot_version = state.is_mid_flow().then(|| report.bot_version.clone());
+        if let Some(nlu) = &report.handled.nlu {
+            state.lang = Some(nlu.lang.clone());
+        }
+        report
+    }
+
+    /// The bot a session's next turn runs on.
+    fn bot_for(&self, state: &EngineState) -> Arc<CompiledBot> {
+        let current = self.current.load_full();
+        let pinned = match &state.bot_version {
+            Some(v) if state.is_mid_flow() && v != current.version() => v,
+            _ => return current,
+        };
+        let now = Instant::now();
+        let mut retained = self.retained.lock();
+        self.prune(&mut retained, now);
+        match retained.iter_mut().find(|r| r.bot.version() == pinned) {
+            Some(r) => {
+                r.last_used = now;
+                r.bot.clone()
+            }
+            // Released or never known here (a restart): continue on the current bot.
+            None => current,
+        }
+    }
+
+    /// Releases versions idle past the retention, then the least recently used beyond the cap.
+    fn prune(&self, retained: &mut Vec<Retained>, now: Instant) {
+        retained.retain(|r| now.saturating_duration_since(r.last_used) < self.pin_retention);
+        while retained.len() > MAX_RETAINED_VERSIONS {
+            let oldest = retained
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, r)| r.last_used)
+                .map(|(i, _)| i);
+            match oldest {
+                Some(i) => {
+                    retained.remove(i);
+                }
+                None => break,
+            }
+        }
+    }
 }
 
 impl TurnHandler for FlowEngine {
-    type State = DialogState;
+    type State = EngineState;
 
     fn handle(
         &self,
-        state: &mut DialogState,
+        state: &mut EngineState,
         turn: &TurnContext<'_>,
     ) -> Result<HandledTurn, HandlerError> {
-        let compiled = self.current.load();
-        let (next, handled) = compiled.turn(state, turn.text, turn.channel);
-        *state = next;
-        Ok(handled)
+        Ok(self.step(state, turn.text, turn.channel).handled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn shop_files() -> Vec<(PathBuf, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dialog-flows/bots/shop");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let src = std::fs::read_to_string(&p).unwrap();
+                (p, src)
+            })
+            .collect()
+    }
+
+    /// The shop bot with `from` replaced by `to` in its files.
+    fn shop_edited(from: &str, to: &str) -> CompiledBot {
+        let files: Vec<(PathBuf, String)> = shop_files()
+            .into_iter()
+            .map(|(p, s)| (p, s.replace(from, to)))
+            .collect();
+        CompiledBot::compile(Bot::load_files("shop", &files).unwrap()).unwrap()
+    }
+
+    const ORDER_PROMPT: &str = "请告诉我需要处理的订单号。";
+
+    fn say(engine: &FlowEngine, state: &mut EngineState, text: &str) -> String {
+        let report = engine.step(state, text, "web");
+        report
+            .handled
+            .replies
+            .iter()
+            .map(|r| r.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_session_mid_flow_finishes_on_its_version_and_new_sessions_use_the_new_one() {
+        let engine = FlowEngine::from_compiled(shop_edited("", ""));
+        let v1 = engine.current().version().to_owned();
+        let mut old = EngineState::default();
+        assert!(say(&engine, &mut old, "我要退货").contains("退货退款，还是换货"));
+        assert_eq!(old.bot_version.as_deref(), Some(v1.as_str()));
+
+        let outcome = engine.swap(shop_edited(ORDER_PROMPT, "V2：订单号是多少？"));
+        let SwapOutcome::Swapped { from, to } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(from, v1);
+        assert_eq!(engine.versions(), vec![to.clone(), v1.clone()]);
+
+        // The old session continues on v1 ...
+        assert!(say(&engine, &mut old, "退货").contains(ORDER_PROMPT));
+        // ... while a new one gets v2.
+        let mut new = EngineState::default();
+        say(&engine, &mut new, "我要退货");
+        assert!(say(&engine, &mut new, "退货").contains("V2：订单号是多少？"));
+        assert_eq!(new.bot_version.as_deref(), Some(to.as_str()));
+
+        // The old session finishes its flow; the pin is gone and its next flow runs on v2.
+        say(&engine, &mut old, "A12345678");
+        say(&engine, &mut old, "质量问题");
+        assert!(!old.is_mid_flow(), "{old:?}");
+        assert_eq!(old.bot_version, None);
+        // Every slot is known now, so the next flow runs to its end in one turn: on v2.
+        let report = engine.step(&mut old, "我要退货", "web");
+        assert_eq!(report.bot_version, to);
+        assert_eq!(old.bot_version, None);
+    }
+
+    #[test]
+    fn same_version_swap_changes_nothing_and_released_versions_fall_back_to_current() {
+        let engine =
+            FlowEngine::from_compiled(shop_edited("", "")).with_pin_retention(Duration::ZERO);
+        let v1 = engine.current().version().to_owned();
+        assert_eq!(
+            engine.swap(shop_edited("", "")),
+            SwapOutcome::Unchanged { version: v1 }
+        );
+        let mut s = EngineState::default();
+        say(&engine, &mut s, "我要退货");
+        engine.swap(shop_edited(ORDER_PROMPT, "V2：订单号是多少？"));
+        // Zero retention: v1 is released at once, the session continues on v2.
+        assert_eq!(engine.versions().len(), 1);
+        assert!(say(&engine, &mut s, "退货").contains("V2：订单号是多少？"));
+    }
+
+    #[test]
+    fn retained_versions_are_bounded() {
+        let engine = FlowEngine::from_compiled(shop_edited("", ""));
+        for i in 0..(MAX_RETAINED_VERSIONS + 3) {
+            engine.swap(shop_edited(ORDER_PROMPT, &format!("V{i}")));
+        }
+        assert_eq!(engine.versions().len(), MAX_RETAINED_VERSIONS + 1);
+    }
+
+    #[test]
+    fn snapshots_from_before_versions_still_load_and_state_stays_flat() {
+        let old = r#"{"active":{"flow":"order_status","step":0},"slots":{"order_id":"A12345678"}}"#;
+        let state: EngineState = serde_json::from_str(old).unwrap();
+        assert_eq!(state.dialog.active.as_ref().unwrap().flow, "order_status");
+        assert_eq!(state.bot_version, None);
+        assert_eq!(
+            serde_json::to_string(&EngineState::default()).unwrap(),
+            "{}"
+        );
+        let pinned = EngineState {
+            bot_version: Some("abc".into()),
+            ..state
+        };
+        let text = serde_json::to_string(&pinned).unwrap();
+        assert!(text.contains(r#""bot_version":"abc""#), "{text}");
+        assert_eq!(serde_json::from_str::<EngineState>(&text).unwrap(), pinned);
+    }
+
+    #[test]
+    fn a_message_without_language_keeps_the_conversation_language() {
+        let engine = FlowEngine::from_compiled(shop_edited("", ""));
+        let mut s = EngineState::default();
+        assert!(say(&engine, &mut s, "where is my order").contains("order number"));
+        let reply = say(&engine, &mut s, "A12345678");
+        assert!(reply.contains("looking up order A12345678"), "{reply}");
     }
 }
