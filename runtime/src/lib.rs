@@ -2,7 +2,9 @@
 //! the HTTP/WebSocket API, and holds the `kefu` command's subcommands.
 
 pub mod config;
+pub mod flowtest;
 pub mod http;
+pub mod reload;
 pub mod server;
 
 pub use config::Config;

@@ -1,5 +1,6 @@
-//! The `kefu` command: `serve` runs the bot behind the HTTP API; `check` validates a flow
-//! directory. Errors go to stderr with a hint, and the exit code says what happened:
+//! The `kefu` command: `serve` runs the bot behind the HTTP API (reloading edited flows);
+//! `check` validates a flow directory; `test` runs its conversation tests; `chat` talks to it
+//! in the terminal. Errors go to stderr with a hint, and the exit code says what happened:
 //! 0 ok, 1 problems found (check), 2 could not start.
 
 use std::net::SocketAddr;
@@ -18,6 +19,11 @@ use tracing_subscriber::EnvFilter;
 // suit the many small, short-lived allocations of a request.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod cli {
+    pub(crate) mod chat;
+    pub(crate) mod test;
+}
 
 #[derive(Parser)]
 #[command(
@@ -49,11 +55,36 @@ enum Command {
         /// An API key every /v1 route requires (repeatable). Also from KEFU_API_KEYS, comma-separated.
         #[arg(long = "api-key")]
         api_keys: Vec<String>,
+        /// Do not watch the flow directory for edits (hot reload is on by default).
+        #[arg(long)]
+        no_reload: bool,
     },
     /// Load and validate a flow directory; prints each problem as file:line:col.
     Check {
         /// Directory of the bot's flow files.
         dir: PathBuf,
+    },
+    /// Run the bot's conversation tests (DIR/tests/*.yaml) without a server.
+    Test {
+        /// Directory of the bot's flow files.
+        dir: PathBuf,
+        /// Run only tests whose name contains this text (case-insensitive).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Chat with the bot in the terminal (/debug shows what it understood, /reset, /quit).
+    Chat {
+        /// Directory of the bot's flow files.
+        dir: PathBuf,
+        /// Start with /debug on.
+        #[arg(long)]
+        debug: bool,
+        /// The channel to talk on (reply variants may depend on it).
+        #[arg(long, default_value = "web")]
+        channel: String,
+        /// The conversation's language for messages that show none (zh or en).
+        #[arg(long)]
+        lang: Option<kefu_flows::Lang>,
     },
 }
 
@@ -61,12 +92,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { dir } => check(dir),
+        Command::Test { dir, name } => cli::test::run(&dir, name),
+        Command::Chat {
+            dir,
+            debug,
+            channel,
+            lang,
+        } => cli::chat::run(
+            &dir,
+            cli::chat::ChatOptions {
+                debug,
+                channel,
+                lang,
+            },
+        ),
         Command::Serve {
             config,
             flows,
             data_dir,
             listen,
             api_keys,
+            no_reload,
         } => {
             let mut cfg = match config {
                 Some(path) => match Config::from_file(&path) {
@@ -107,7 +153,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match rt.block_on(serve(cfg)) {
+            match rt.block_on(serve(cfg, !no_reload)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(msg) => {
                     eprintln!("error: {msg}");
@@ -144,12 +190,20 @@ fn check(dir: PathBuf) -> ExitCode {
     }
 }
 
-async fn serve(cfg: Config) -> Result<(), String> {
+async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
     let engine = FlowEngine::load(&cfg.flows)
         .map_err(|e| format!("the flows in {} do not load:\n{e}", cfg.flows.display()))?;
     tracing::info!(flows = %cfg.flows.display(), summary = %engine.summary(), "Flows loaded");
+    let engine = Arc::new(engine);
+    if hot_reload {
+        kefu_runtime::reload::spawn(
+            engine.clone(),
+            cfg.flows.clone(),
+            kefu_runtime::reload::ReloadConfig::default(),
+        );
+    }
     let store = open_sled(&cfg.data_dir).await.map_err(|e| e.to_string())?;
-    let runtime = Runtime::start(&cfg, store, Arc::new(engine))
+    let runtime = Runtime::start(&cfg, store, engine)
         .await
         .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
