@@ -131,9 +131,11 @@ fn kind_name(node: &Node) -> &'static str {
 fn key_hint(got: &str, allowed: &[&str]) -> String {
     let close = allowed
         .iter()
-        .find(|k| k.starts_with(got) || got.starts_with(**k) || edit_distance(got, k) <= 2);
+        .map(|k| (edit_distance(got, k), *k))
+        .min()
+        .filter(|(d, k)| *d <= (k.chars().count() / 3).max(2));
     match close {
-        Some(k) => format!("did you mean `{k}`?"),
+        Some((_, k)) => format!("did you mean `{k}`?"),
         None => format!("allowed keys: {}", allowed.join(", ")),
     }
 }
