@@ -94,6 +94,8 @@ flows:
     steps:
       - id: top
         set: {ok: true}
+      - ask: ok
+        prompt: never asked, the slot is always filled
       - goto: top
 "#;
 
@@ -148,6 +150,7 @@ fn random_state() -> impl Strategy<Value = DialogState> {
         flow,
         step,
         attempts,
+        returns: Vec::new(),
     });
     let value = prop_oneof![
         Just(serde_json::json!(null)),
@@ -168,6 +171,7 @@ fn random_state() -> impl Strategy<Value = DialogState> {
             stack,
             slots,
             fallbacks,
+            ..DialogState::default()
         })
 }
 

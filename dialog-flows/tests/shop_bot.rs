@@ -244,7 +244,7 @@ fn human_request_hands_off_and_goodbye_ends() {
     let mut c = Convo::new(Lang::Zh);
     let out = c.user("转人工", Some("human"));
     assert!(
-        matches!(out.last(), Some(Effect::Handoff { reason }) if reason == "customer asked for a human")
+        matches!(out.last(), Some(Effect::Handoff { reason, .. }) if reason == "customer asked for a human")
     );
     let bye = c.user("再见", Some("goodbye"));
     assert_eq!(bye.last(), Some(&Effect::End));
