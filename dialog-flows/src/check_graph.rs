@@ -22,6 +22,9 @@ impl Loader {
             return; // the graph of a half-loaded bot would only produce noise
         }
         let names: Vec<String> = self.flows.keys().cloned().collect();
+        if self.recursion_checks(&names) {
+            return; // recursion is also a loop; one message for it is enough
+        }
         let index: HashMap<&str, usize> = names
             .iter()
             .enumerate()
@@ -101,11 +104,11 @@ impl Loader {
                 );
             }
         }
-        self.recursion_checks(&names);
     }
 
-    /// `call_flow` edges that lie on a cycle of calls and jumps between flows.
-    fn recursion_checks(&mut self, names: &[String]) {
+    /// Reports `call_flow` edges that lie on a cycle of calls and jumps between flows;
+    /// true when there was one.
+    fn recursion_checks(&mut self, names: &[String]) -> bool {
         let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (name, flow) in &self.flows {
             for s in &flow.steps {
@@ -133,6 +136,7 @@ impl Loader {
                 found.push((caller.clone(), callee.clone(), file.clone(), *pos));
             }
         }
+        let any = !found.is_empty();
         for (caller, callee, file, pos) in found {
             self.diags.error(
                 &file,
@@ -141,6 +145,7 @@ impl Loader {
                 Some("sub-flows cannot call themselves, directly or through other flows".into()),
             );
         }
+        any
     }
 
     fn step_position(&self, flow: &str, i: usize) -> Option<(std::path::PathBuf, Pos)> {

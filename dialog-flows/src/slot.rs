@@ -168,7 +168,11 @@ impl SlotType {
                 .is_some_and(|n| min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m)),
             (SlotType::Bool, Value::Bool(_)) => true,
             (SlotType::Enum { values }, Value::String(s)) => values.iter().any(|e| e.value == *s),
-            (SlotType::Regex { pattern }, Value::String(s)) => pattern.is_match(s),
+            // A pattern with a capture group stores only the group, which need not match
+            // the whole pattern again (`SN-(\d{6})` stores `123456`).
+            (SlotType::Regex { pattern }, Value::String(s)) => {
+                pattern.is_match(s) || (pattern.captures_len() > 1 && !s.trim().is_empty())
+            }
             (SlotType::OrderId, Value::String(s)) => order_id(s).as_deref() == Some(s.as_str()),
             (SlotType::Phone, Value::String(s)) => phone(s).as_deref() == Some(s.as_str()),
             (SlotType::Email, Value::String(s)) => email(s).as_deref() == Some(s.as_str()),
