@@ -243,7 +243,7 @@ impl Loader {
                     let Some(id) = *version.by_lang.get(lang) else {
                         continue;
                     };
-                    let chars = self.templates.source(id.0).chars().count();
+                    let chars = fixed_chars(self.templates.source(id.0));
                     if chars > *limit {
                         let at = yaml::entries(v)
                             .and_then(|e| {
@@ -256,7 +256,7 @@ impl Loader {
                             file,
                             at,
                             format!(
-                                "the `{channel}` version ({lang}) has {chars} characters; `{channel}` replies should have at most {limit}"
+                                "the `{channel}` version ({lang}) has {chars} characters besides template values; `{channel}` replies should have at most {limit}"
                             ),
                             Some("shorten it: longer SMS are split and cost more".into()),
                         );
@@ -284,5 +284,46 @@ impl Loader {
                 None
             }
         }
+    }
+}
+
+/// Characters of a template's fixed text: `{{ ... }}`, `{% ... %}` and `{# ... #}` are not
+/// counted (their output is unknown at load time; the limit check is about what the designer
+/// wrote around them).
+pub(crate) fn fixed_chars(src: &str) -> usize {
+    let mut n = 0;
+    let mut rest = src;
+    while !rest.is_empty() {
+        let open = ["{{", "{%", "{#"]
+            .iter()
+            .filter_map(|o| rest.find(o).map(|i| (i, *o)))
+            .min_by_key(|(i, _)| *i);
+        let Some((i, o)) = open else {
+            n += rest.chars().count();
+            break;
+        };
+        n += rest[..i].chars().count();
+        let close = match o {
+            "{{" => "}}",
+            "{%" => "%}",
+            _ => "#}",
+        };
+        match rest[i + 2..].find(close) {
+            Some(j) => rest = &rest[i + 2 + j + 2..],
+            None => break,
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed_chars;
+
+    #[test]
+    fn fixed_text_leaves_template_code_out() {
+        assert_eq!(fixed_chars("订单{{ slots.x }}：{% if a %}好{% endif %}"), 4);
+        assert_eq!(fixed_chars("plain"), 5);
+        assert_eq!(fixed_chars("a {{ unclosed"), 2);
     }
 }

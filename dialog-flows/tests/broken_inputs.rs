@@ -528,7 +528,7 @@ fn sms_variant_over_140_characters() {
         )),
         16,
         23,
-        "the `sms` version (zh) has 141 characters; `sms` replies should have at most 140",
+        "the `sms` version (zh) has 141 characters besides template values; `sms` replies should have at most 140",
     );
 }
 
