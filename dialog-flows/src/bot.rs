@@ -9,8 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, Severity};
+use crate::entity::EntityDef;
 use crate::load;
-use crate::model::{FlowDef, IntentDef, Lang, Responses, Settings, SlotDef};
+use crate::model::{
+    ExperimentDef, FlowDef, IntentDef, Lang, PolicyDef, Responses, Settings, SlotDef,
+};
 use crate::template::Templates;
 
 /// A loaded bot. Build it with [`Bot::load_dir`] or [`Bot::load_str`].
@@ -26,7 +29,34 @@ pub struct Bot {
     /// intent -> the flow it starts.
     pub(crate) triggers: HashMap<String, String>,
     pub(crate) templates: Templates,
+    /// Escalation policies, in evaluation order.
+    pub(crate) policies: Vec<PolicyDef>,
+    pub(crate) experiments: BTreeMap<String, ExperimentDef>,
+    /// Declared and built-in entities.
+    pub(crate) entities: BTreeMap<String, EntityDef>,
     warnings: Vec<Diagnostic>,
+}
+
+/// Options for loading a bot.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// The skills the runtime has; a `call:` naming another one is an error. `None` skips
+    /// the check (e.g. when the plugins are not known at check time).
+    pub known_skills: Option<Vec<String>>,
+}
+
+impl LoadOptions {
+    /// Options that check `call:` steps against these skill names.
+    pub fn with_known_skills<I, S>(skills: I) -> LoadOptions
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        LoadOptions {
+            known_skills: Some(skills.into_iter().map(Into::into).collect()),
+        }
+    }
 }
 
 impl Bot {
@@ -35,6 +65,11 @@ impl Bot {
     /// Returns every error found (with `file:line:col`), not just the first; file paths in
     /// diagnostics are `dir` joined with the file name.
     pub fn load_dir(dir: &Path) -> Result<Bot, Vec<Diagnostic>> {
+        Bot::load_dir_with(dir, &LoadOptions::default())
+    }
+
+    /// [`Bot::load_dir`] with options (e.g. the skills the runtime knows).
+    pub fn load_dir_with(dir: &Path, opts: &LoadOptions) -> Result<Bot, Vec<Diagnostic>> {
         let io_error = |file: &Path, what: String| Diagnostic {
             file: file.to_path_buf(),
             line: 1,
@@ -79,7 +114,7 @@ impl Bot {
         let name = dir
             .file_name()
             .map_or_else(|| "bot".to_string(), |n| n.to_string_lossy().into_owned());
-        Bot::load_files(&name, &files)
+        Bot::load_files_with(&name, &files, opts)
     }
 
     /// Loads a bot from one YAML text; `name` is used as the file name in diagnostics.
@@ -90,7 +125,16 @@ impl Bot {
     /// Loads a bot from `(file name, YAML text)` pairs merged in the given order (what
     /// `load_dir` does after reading the files; useful for editors and hot reload).
     pub fn load_files(name: &str, files: &[(PathBuf, String)]) -> Result<Bot, Vec<Diagnostic>> {
-        let loaded = load::load(files)?;
+        Bot::load_files_with(name, files, &LoadOptions::default())
+    }
+
+    /// [`Bot::load_files`] with options.
+    pub fn load_files_with(
+        name: &str,
+        files: &[(PathBuf, String)],
+        opts: &LoadOptions,
+    ) -> Result<Bot, Vec<Diagnostic>> {
+        let loaded = load::load(files, opts)?;
         Ok(Bot {
             name: name.to_string(),
             version: content_hash(files),
@@ -101,6 +145,9 @@ impl Bot {
             flows: loaded.flows,
             triggers: loaded.triggers,
             templates: loaded.templates,
+            policies: loaded.policies,
+            experiments: loaded.experiments,
+            entities: loaded.entities,
             warnings: loaded.warnings,
         })
     }
@@ -148,6 +195,46 @@ impl Bot {
         self.flows.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// Every entity (declared under `entities:`, and the built-ins), by name — what the
+    /// NLU should look for.
+    pub fn entities(&self) -> impl Iterator<Item = (&str, &EntityDef)> {
+        self.entities.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Every A/B experiment, by name.
+    pub fn experiments(&self) -> impl Iterator<Item = (&str, &ExperimentDef)> {
+        self.experiments.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The variant of `experiment` that `user` sees (stable), if the experiment exists.
+    pub fn variant_for(&self, experiment: &str, user: &str) -> Option<&str> {
+        self.experiments
+            .get(experiment)
+            .map(|e| e.assign(experiment, user))
+    }
+
+    /// The escalation policies, in evaluation order.
+    pub fn policies(&self) -> &[PolicyDef] {
+        &self.policies
+    }
+
+    /// Skill names used by `call:` steps (sorted, without duplicates), so the runtime can
+    /// check it has them all.
+    pub fn skills(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .flows
+            .values()
+            .flat_map(|f| f.steps.iter())
+            .filter_map(|s| match &s.kind {
+                crate::model::StepKind::Call(c) => Some(c.skill.as_str()),
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// The flow `intent` starts, if any.
     pub fn flow_for_intent(&self, intent: &str) -> Option<&str> {
         self.triggers.get(intent).map(String::as_str)
@@ -162,7 +249,7 @@ impl Bot {
 
     /// The out-of-scope reply in `lang` (rendered with no slots).
     pub fn fallback_text(&self, lang: Lang) -> String {
-        let ctx = crate::template::context(&BTreeMap::new(), lang.as_str(), "", "");
+        let ctx = crate::template::simple_context(&BTreeMap::new(), lang.as_str(), "", "");
         self.responses
             .fallback
             .pick(lang, self.settings.default_language)

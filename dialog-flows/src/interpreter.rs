@@ -1,15 +1,25 @@
-//! The pure interpreter: `step(bot, state, input) -> Step { state, effects }`.
+//! The pure interpreter: `step(bot, state, input) -> Step { state, effects }`, and
+//! `resume(bot, state, input, result)` for a turn that was suspended on a skill call or a
+//! generation.
 //!
 //! No I/O, no clocks, no randomness: the same inputs always give the same outputs, so the
 //! session actor can replay turns and the property tests can explore sequences freely.
 //!
 //! Invariants, each covered by tests:
-//! - **never stuck**: every call returns at least one `Say`, `Handoff` or `End` effect;
-//! - **bounded work**: at most [`MAX_STEPS_PER_TURN`] steps run per turn (a `goto` loop in a
-//!   flow ends in a handoff instead of spinning);
+//! - **never stuck**: every turn ends with a visible effect (`Say`, `Handoff`, `End`) or
+//!   with a pending external (`Call`/`Generate`, the last effect, with `state.waiting` set);
+//!   a state left waiting (a result that never came, e.g. after a crash) is treated as an
+//!   `error` result by the next `step`;
+//! - **bounded work**: at most [`MAX_STEPS_PER_TURN`] steps run per turn or resume (a `goto`
+//!   loop in a flow ends in a handoff instead of spinning);
 //! - **typed slots**: every slot in the returned state is defined and has its type (slots
 //!   from an older bot version that no longer fit are dropped on entry);
-//! - **bounded stack**: the digression stack never exceeds `settings.max_stack_depth`.
+//! - **bounded stacks**: the digression stack never exceeds `settings.max_stack_depth`, and
+//!   sub-flow returns never exceed `settings.max_call_depth`.
+//!
+//! Order of a turn: a stale wait is failed; escalation policies run (they may reply, hand
+//! off, or let the turn go on); then the waiting `ask` takes the message (or a digression
+//! interrupts it), or, with no flow running, the intent starts a flow or the fallback runs.
 //!
 //! Digressions: while a flow waits at an `ask`, a message whose intent starts another flow
 //! with confidence >= `digression_threshold` interrupts it — unless the message also holds
@@ -17,111 +27,41 @@
 //! answer. The interrupted flow is pushed on the stack (the oldest entry is dropped when the
 //! stack is full) and resumes, re-asking its question, when the digression flow ends.
 
-use serde::{Deserialize, Serialize};
-
 use crate::Bot;
-use crate::model::{AskStep, EndScope, Lang, OnFail, StepKind, Text};
+use crate::effect::{Effect, External, SkillResult, Step};
+use crate::input::TurnInput;
+use crate::model::{AskStep, EndScope, Lang, OnFail, PolicyThen, Route, StepKind, Text};
 use crate::slot::SlotType;
-use crate::state::{DialogState, Frame};
+use crate::state::{DialogState, Frame, Waiting};
 use crate::template;
 
 /// Most steps one turn may run before the interpreter gives up on the flow.
 pub const MAX_STEPS_PER_TURN: usize = 64;
 
-/// The classifier's verdict on a message.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct IntentMatch<'a> {
-    /// Intent name, as defined in the bot.
-    pub name: &'a str,
-    /// Confidence in `0.0..=1.0`.
-    pub confidence: f32,
-}
-
-/// One user message, already understood by the caller.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TurnInput<'a> {
-    /// The normalised message text (slot values are extracted from it).
-    pub text: &'a str,
-    /// The language to reply in.
-    pub lang: Lang,
-    /// The channel the message came from (visible to templates as `channel`).
-    pub channel: &'a str,
-    /// The best intent, or `None` when the message is out of scope.
-    pub intent: Option<IntentMatch<'a>>,
-}
-
-impl<'a> TurnInput<'a> {
-    /// A message with no intent on no particular channel.
-    pub fn new(text: &'a str, lang: Lang) -> Self {
-        TurnInput {
-            text,
-            lang,
-            channel: "",
-            intent: None,
+/// Runs one turn. Pure and total: never panics; the result has a visible effect or a
+/// pending one (see [`Step::pending`]).
+pub fn step(bot: &Bot, state: &DialogState, input: &TurnInput<'_>) -> Step {
+    let mut t = Turn::new(bot, input, state);
+    t.repair();
+    if let Some(waiting) = t.state.waiting.clone() {
+        // The result of the last call never came back (crash, lost message): count it as
+        // failed so the flow takes its error route, then handle the new message.
+        let failed = match waiting {
+            Waiting::Skill { skill } => External::Skill(SkillResult::other(
+                "error",
+                format!("no result from skill `{skill}`"),
+            )),
+            Waiting::Generation => External::Generated(Err("no generated text".into())),
+        };
+        t.apply(failed);
+        t.run();
+        if t.state.waiting.is_some() {
+            return t.finish();
         }
     }
-
-    /// The same message classified as `name` with `confidence`.
-    pub fn with_intent(mut self, name: &'a str, confidence: f32) -> Self {
-        self.intent = Some(IntentMatch { name, confidence });
-        self
+    if t.policies() {
+        return t.finish();
     }
-
-    /// The same message on `channel`.
-    pub fn on_channel(mut self, channel: &'a str) -> Self {
-        self.channel = channel;
-        self
-    }
-}
-
-/// What the runtime must do after a turn.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Effect {
-    /// Send this reply to the user.
-    Say {
-        /// The rendered reply.
-        text: String,
-    },
-    /// Hand the conversation to a human agent; the bot's flows are cleared.
-    Handoff {
-        /// Why, for the agent and for metrics.
-        reason: String,
-    },
-    /// The conversation is complete from the bot's side (e.g. after goodbye).
-    End,
-}
-
-impl Effect {
-    /// True for effects the user perceives (a reply, a transfer, an ending).
-    pub fn is_visible(&self) -> bool {
-        matches!(
-            self,
-            Effect::Say { .. } | Effect::Handoff { .. } | Effect::End
-        )
-    }
-}
-
-/// The result of one turn.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    /// The state to keep for the next turn.
-    pub state: DialogState,
-    /// What to do, in order.
-    pub effects: Vec<Effect>,
-}
-
-/// Runs one turn. Pure and total: never panics, never returns without a visible effect.
-pub fn step(bot: &Bot, state: &DialogState, input: &TurnInput<'_>) -> Step {
-    let mut t = Turn {
-        bot,
-        input,
-        state: state.clone(),
-        effects: Vec::new(),
-        budget: MAX_STEPS_PER_TURN,
-    };
-    t.repair();
     match t.waiting_ask() {
         Some(ask) => t.answer(ask),
         None => {
@@ -129,20 +69,25 @@ pub fn step(bot: &Bot, state: &DialogState, input: &TurnInput<'_>) -> Step {
             t.idle();
         }
     }
-    if !t.effects.iter().any(Effect::is_visible) {
-        let text = &bot.responses.anything_else;
-        t.say(text);
-        if t.effects.is_empty() {
-            // Only if the designer's text renders empty: a reply is still owed.
-            t.effects.push(Effect::Say {
-                text: builtin_fallback(input.lang).to_string(),
-            });
-        }
+    t.finish()
+}
+
+/// Continues a turn suspended on a `Call`/`Generate` with its result. Pure and total.
+///
+/// `input` is the message of the suspended turn (templates may use its text). A state that
+/// is not waiting (a duplicate or late result) is returned unchanged with no effects.
+pub fn resume(bot: &Bot, state: &DialogState, input: &TurnInput<'_>, result: External) -> Step {
+    let mut t = Turn::new(bot, input, state);
+    t.repair();
+    if t.state.waiting.is_none() {
+        return Step {
+            state: t.state,
+            effects: Vec::new(),
+        };
     }
-    Step {
-        state: t.state,
-        effects: t.effects,
-    }
+    t.apply(result);
+    t.run();
+    t.finish()
 }
 
 /// Last-resort reply when even the bot's fallback template fails to render.
@@ -153,23 +98,62 @@ fn builtin_fallback(lang: Lang) -> &'static str {
     }
 }
 
-struct Turn<'a> {
-    bot: &'a Bot,
-    input: &'a TurnInput<'a>,
-    state: DialogState,
-    effects: Vec<Effect>,
+pub(crate) struct Turn<'a> {
+    pub(crate) bot: &'a Bot,
+    pub(crate) input: &'a TurnInput<'a>,
+    pub(crate) state: DialogState,
+    pub(crate) effects: Vec<Effect>,
     budget: usize,
 }
 
 impl<'a> Turn<'a> {
+    fn new(bot: &'a Bot, input: &'a TurnInput<'a>, state: &DialogState) -> Self {
+        Turn {
+            bot,
+            input,
+            state: state.clone(),
+            effects: Vec::new(),
+            budget: MAX_STEPS_PER_TURN,
+        }
+    }
+
+    /// Ends the turn: a turn that is not suspended and said nothing says `anything_else`.
+    fn finish(mut self) -> Step {
+        let pending = self.state.waiting.is_some();
+        if !pending && !self.effects.iter().any(Effect::is_visible) {
+            let text = &self.bot.responses.anything_else;
+            self.say(text);
+            if !self.effects.iter().any(Effect::is_visible) {
+                // Only if the designer's text renders empty: a reply is still owed.
+                self.effects.push(Effect::Say {
+                    text: builtin_fallback(self.input.lang).to_string(),
+                });
+            }
+        }
+        Step {
+            state: self.state,
+            effects: self.effects,
+        }
+    }
+
     /// Makes a state from storage (possibly from another bot version) safe to run.
     fn repair(&mut self) {
         let bot = self.bot;
-        let flow_ok = |f: &Frame| bot.flows.contains_key(&f.flow);
-        if self.state.active.as_ref().is_some_and(|f| !flow_ok(f)) {
+        let max_calls = usize::from(bot.settings.max_call_depth);
+        let fix = |f: &mut Frame| -> bool {
+            f.returns.retain(|r| bot.flows.contains_key(&r.flow));
+            if f.returns.len() > max_calls {
+                let excess = f.returns.len() - max_calls;
+                f.returns.drain(..excess);
+            }
+            bot.flows.contains_key(&f.flow)
+        };
+        if let Some(active) = self.state.active.as_mut()
+            && !fix(active)
+        {
             self.state.active = None;
         }
-        self.state.stack.retain(|f| flow_ok(f));
+        self.state.stack.retain_mut(|f| fix(f));
         let depth = usize::from(bot.settings.max_stack_depth);
         if self.state.stack.len() > depth {
             let excess = self.state.stack.len() - depth;
@@ -178,13 +162,30 @@ impl<'a> Turn<'a> {
         self.state
             .slots
             .retain(|name, v| !v.is_null() && bot.slots.get(name).is_some_and(|d| d.ty.accepts(v)));
+        self.state
+            .fired
+            .retain(|p| bot.policies.iter().any(|d| d.name == *p));
+        // A wait only makes sense at the matching step of the active flow.
+        let at_external = match (&self.state.waiting, self.current_kind()) {
+            (Some(Waiting::Skill { skill }), Some(StepKind::Call(c))) => c.skill == *skill,
+            (Some(Waiting::Generation), Some(StepKind::Generate(_))) => true,
+            _ => false,
+        };
+        if !at_external {
+            self.state.waiting = None;
+        }
+    }
+
+    /// The kind of the step the active frame is at.
+    fn current_kind(&self) -> Option<&'a StepKind> {
+        let frame = self.state.active.as_ref()?;
+        let flow = self.bot.flows.get(&frame.flow)?;
+        Some(&flow.steps.get(frame.step as usize)?.kind)
     }
 
     /// The `ask` step the active flow is waiting at, if it is waiting at one.
     fn waiting_ask(&self) -> Option<&'a AskStep> {
-        let frame = self.state.active.as_ref()?;
-        let flow = self.bot.flows.get(&frame.flow)?;
-        match &flow.steps.get(frame.step as usize)?.kind {
+        match self.current_kind()? {
             StepKind::Ask(ask) => Some(ask),
             _ => None,
         }
@@ -200,6 +201,42 @@ impl<'a> Turn<'a> {
             return None; // also rejects NaN
         }
         self.bot.triggers.get(m.name).map(String::as_str)
+    }
+
+    /// Runs the first escalation policy whose condition holds. True when it ended the turn.
+    fn policies(&mut self) -> bool {
+        let bot = self.bot;
+        if bot.policies.is_empty() {
+            return false;
+        }
+        let ctx = self.context();
+        let Some(policy) = bot
+            .policies
+            .iter()
+            .find(|p| bot.templates.eval(p.when, &ctx))
+        else {
+            return false;
+        };
+        let first_time = self.state.fired.insert(policy.name.clone());
+        let action = match &policy.first {
+            Some(first) if first_time => first,
+            _ => &policy.action,
+        };
+        if let Some(text) = &action.say {
+            self.say(text);
+        }
+        match action.then {
+            PolicyThen::Continue => false,
+            PolicyThen::Reply => true,
+            PolicyThen::Handoff => {
+                if action.say.is_none() {
+                    let text = &bot.responses.handoff;
+                    self.say(text);
+                }
+                self.emit_handoff(policy.reason.clone(), policy.queue.clone());
+                true
+            }
+        }
     }
 
     /// No flow is waiting: start the flow the intent triggers, or fall back.
@@ -229,12 +266,23 @@ impl<'a> Turn<'a> {
     }
 
     /// Says the handoff reply, emits the handoff and clears all flows.
-    fn handoff(&mut self, reason: String) {
+    pub(crate) fn handoff(&mut self, reason: String) {
         let text = &self.bot.responses.handoff;
         self.say(text);
-        self.effects.push(Effect::Handoff { reason });
+        self.emit_handoff(reason, None);
+    }
+
+    /// Emits a handoff and clears all flows (and the policies' memory: a human takes over).
+    fn emit_handoff(&mut self, reason: String, queue: Option<String>) {
+        self.effects.push(Effect::Handoff { reason, queue });
+        self.clear();
+    }
+
+    fn clear(&mut self) {
         self.state.active = None;
         self.state.stack.clear();
+        self.state.waiting = None;
+        self.state.fired.clear();
     }
 
     /// The active flow waits at `ask`: take the message as the answer, or digress.
@@ -244,7 +292,15 @@ impl<'a> Turn<'a> {
             self.state.active = None;
             return self.idle();
         };
-        let value = def.ty.extract(self.input.text);
+        // An entity value the NLU found for the slot's entity wins over our own extraction.
+        let from_entity = def.entity.as_deref().and_then(|name| {
+            self.input
+                .entities
+                .iter()
+                .find(|e| e.name == name && !e.value.is_null() && def.ty.accepts(&e.value))
+                .map(|e| e.value.clone())
+        });
+        let value = from_entity.or_else(|| def.ty.extract(self.input.text));
         let digression = self
             .triggered(self.bot.settings.digression_threshold)
             .filter(|f| self.state.active.as_ref().is_some_and(|a| a.flow != *f));
@@ -310,8 +366,17 @@ impl<'a> Turn<'a> {
         self.run();
     }
 
-    /// Ends the active flow; resumes the innermost interrupted one, if any.
-    fn end_flow(&mut self) {
+    /// Ends the active flow: a sub-flow returns to its caller; otherwise the innermost
+    /// interrupted flow resumes, if any.
+    pub(crate) fn end_flow(&mut self) {
+        if let Some(frame) = self.state.active.as_mut()
+            && let Some(ret) = frame.returns.pop()
+        {
+            frame.flow = ret.flow;
+            frame.step = ret.step;
+            frame.attempts = 0;
+            return;
+        }
         self.state.active = self.state.stack.pop();
         if self.state.active.is_some() {
             let text = &self.bot.responses.resume;
@@ -319,9 +384,30 @@ impl<'a> Turn<'a> {
         }
     }
 
-    /// Runs the active flow until it waits at an `ask`, ends, or hands off.
-    fn run(&mut self) {
+    /// Moves the active flow along `route` (from a skill outcome).
+    pub(crate) fn follow(&mut self, route: Route, handoff_reason: impl FnOnce() -> String) {
+        let Some(frame) = self.state.active.as_mut() else {
+            return;
+        };
+        match route {
+            Route::Next => frame.step = frame.step.saturating_add(1),
+            Route::Step(i) => frame.step = u32::try_from(i).unwrap_or(u32::MAX),
+            Route::Fallback => {
+                let text = &self.bot.responses.fallback;
+                self.say(text);
+                self.end_flow();
+            }
+            Route::Handoff => self.handoff(handoff_reason()),
+        }
+    }
+
+    /// Runs the active flow until it waits at an `ask`, suspends on a `call`/`generate`,
+    /// ends, or hands off.
+    pub(crate) fn run(&mut self) {
         loop {
+            if self.state.waiting.is_some() {
+                return;
+            }
             let Some(frame) = self.state.active.as_mut() else {
                 return;
             };
@@ -387,53 +473,100 @@ impl<'a> Turn<'a> {
                     frame.step = target.map_or(next, |i| u32::try_from(i).unwrap_or(u32::MAX));
                 }
                 StepKind::Goto(i) => frame.step = u32::try_from(*i).unwrap_or(u32::MAX),
-                StepKind::Flow(name) => *frame = Frame::start(name),
-                StepKind::Handoff { reason } => {
-                    let reason = reason.clone();
-                    self.effects.push(Effect::Handoff { reason });
-                    self.state.active = None;
-                    self.state.stack.clear();
+                StepKind::Flow(name) => {
+                    // A jump keeps the return addresses: a sub-flow that jumps elsewhere
+                    // still returns to its caller when the new flow ends.
+                    frame.flow.clone_from(name);
+                    frame.step = 0;
+                    frame.attempts = 0;
+                }
+                StepKind::CallFlow(name) => {
+                    if frame.returns.len() >= usize::from(self.bot.settings.max_call_depth) {
+                        let reason = format!(
+                            "sub-flows nested deeper than {} (calling `{name}`)",
+                            self.bot.settings.max_call_depth
+                        );
+                        return self.handoff(reason);
+                    }
+                    let ret = crate::state::Return {
+                        flow: std::mem::replace(&mut frame.flow, name.clone()),
+                        step: next,
+                    };
+                    frame.returns.push(ret);
+                    frame.step = 0;
+                    frame.attempts = 0;
+                }
+                StepKind::Handoff { reason, queue } => {
+                    self.emit_handoff(reason.clone(), queue.clone());
                     return;
                 }
                 StepKind::End(EndScope::Flow) => self.end_flow(),
                 StepKind::End(EndScope::Conversation) => {
                     self.effects.push(Effect::End);
-                    self.state.active = None;
-                    self.state.stack.clear();
+                    self.clear();
                     return;
                 }
+                StepKind::Call(call) => return self.start_call(call),
+                StepKind::Generate(generate) => return self.start_generate(generate),
             }
         }
     }
 
-    fn context(&self) -> minijinja::Value {
-        template::context(
-            &self.state.slots,
-            self.input.lang.as_str(),
-            self.input.channel,
-            self.input.text,
-        )
+    pub(crate) fn context(&self) -> minijinja::Value {
+        template::context(&template::Ctx {
+            slots: &self.state.slots,
+            lang: self.input.lang.as_str(),
+            channel: self.input.channel,
+            text: self.input.text,
+            user: self.input.user,
+            intent: self.input.intent.map(|m| (m.name, m.confidence)),
+            signals: &self.input.signals,
+            fallbacks: self.state.fallbacks,
+        })
     }
 
-    /// Renders `text` in the user's language and emits it (empty renders are skipped).
-    fn say(&mut self, text: &Text) {
-        let rendered = self.render(text);
-        if !rendered.trim().is_empty() {
-            self.effects.push(Effect::Say { text: rendered });
+    /// Renders `text` for this user, language and channel and emits it (empty renders are
+    /// skipped). An A/B-tested text first emits which variant was used.
+    pub(crate) fn say(&mut self, text: &Text) {
+        let (rendered, variant) = self.render_text(text);
+        if rendered.trim().is_empty() {
+            return;
         }
+        if let Some((name, variant)) = variant {
+            self.effects.push(Effect::Experiment { name, variant });
+        }
+        self.effects.push(Effect::Say { text: rendered });
     }
 
-    fn render(&self, text: &Text) -> String {
+    /// Renders `text`; also returns `(experiment, variant)` for an A/B-tested text.
+    pub(crate) fn render_text(&self, text: &Text) -> (String, Option<(String, String)>) {
         let bot = self.bot;
         let lang = self.input.lang;
+        let channel = self.input.channel;
         let default = bot.settings.default_language;
+        let mut localized = &text.base;
+        let mut variant = None;
+        if let Some(exp) = &text.experiment
+            && let Some(def) = bot.experiments.get(&exp.name)
+        {
+            let chosen = def.assign(&exp.name, self.input.user);
+            if let Some((name, l)) = exp.variants.iter().find(|(v, _)| v == chosen) {
+                localized = l;
+                variant = Some((exp.name.clone(), name.clone()));
+            }
+        }
         let ctx = self.context();
-        let render = |t: &Text| {
-            t.pick(lang, default)
-                .and_then(|id| bot.templates.render(id, &ctx).ok())
-        };
-        render(text)
-            .or_else(|| render(&bot.responses.fallback))
-            .unwrap_or_else(|| builtin_fallback(lang).to_string())
+        let rendered = localized
+            .pick(lang, default, channel)
+            .and_then(|id| bot.templates.render(id, &ctx).ok())
+            .or_else(|| {
+                bot.responses
+                    .fallback
+                    .base
+                    .pick(lang, default, channel)
+                    .and_then(|id| bot.templates.render(id, &ctx).ok())
+            })
+            .unwrap_or_else(|| builtin_fallback(lang).to_string());
+        (rendered, variant)
     }
 }

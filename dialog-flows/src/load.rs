@@ -6,7 +6,11 @@
 //! 3. `slots`, then `intents` (both only declare names);
 //! 4. flow names across all files, then every flow's steps (which may name any slot,
 //!    intent, flow or step id, in any file);
-//! 5. `responses`, then bot-wide checks (unused intents, unreachable flows).
+//! 5. `responses` and `policies`, then bot-wide checks (unused intents, unreachable
+//!    flows and steps, cycles without a user turn, recursive sub-flows).
+//!
+//! `entities` and `experiments` are read right after `settings`, because slot types may
+//! name entities and any text may be A/B-tested.
 //!
 //! Invariant: the loader never panics on any input and never stops at the first problem;
 //! a bot is only built when no error was recorded (warnings are kept on the bot).
@@ -14,13 +18,26 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::bot::LoadOptions;
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, did_you_mean};
-use crate::model::{FlowDef, IntentDef, Lang, PerLang, Responses, Settings, SlotDef, Text};
+use crate::entity::{BuiltinEntity, EntityDef, EntityKind};
+use crate::model::{
+    ExperimentDef, FlowDef, IntentDef, Lang, PolicyDef, Responses, Settings, SlotDef, Text,
+};
 use crate::template::{CONTEXT_VARS, TemplateError, Templates};
 use crate::yaml::{self, Node};
 
 /// Keys a bot file may have at top level. The JSON Schema lists exactly these (tested).
-pub const TOP_LEVEL_KEYS: [&str; 5] = ["settings", "intents", "slots", "flows", "responses"];
+pub const TOP_LEVEL_KEYS: [&str; 8] = [
+    "settings",
+    "entities",
+    "experiments",
+    "intents",
+    "slots",
+    "flows",
+    "responses",
+    "policies",
+];
 
 /// Where a definition was first seen, for "first defined at" hints.
 #[derive(Debug, Clone)]
@@ -57,8 +74,19 @@ pub(crate) struct Loader {
     pub(crate) flows: BTreeMap<String, FlowDef>,
     /// intent -> flow it starts.
     pub(crate) triggers: HashMap<String, String>,
-    /// Flows named by some `flow:` step (for the unreachable-flow warning).
+    /// Flows named by some `flow:` or `call_flow:` step (for the unreachable-flow warning).
     pub(crate) flow_targets: std::collections::HashSet<String>,
+    pub(crate) entities: BTreeMap<String, EntityDef>,
+    pub(crate) entity_origins: HashMap<String, Origin>,
+    pub(crate) experiments: BTreeMap<String, ExperimentDef>,
+    pub(crate) policies: Vec<PolicyDef>,
+    pub(crate) policy_origins: HashMap<String, Origin>,
+    /// Flow -> (its file, the position of each of its steps), for the graph checks.
+    pub(crate) step_pos: HashMap<String, (PathBuf, Vec<Pos>)>,
+    /// `call_flow` steps: (caller, callee, file, position of the callee's name).
+    pub(crate) call_edges: Vec<(String, String, PathBuf, Pos)>,
+    /// Skills the runtime has (`None`: not checked).
+    pub(crate) known_skills: Option<Vec<String>>,
 }
 
 /// The pieces of a loaded bot, handed to `Bot` construction.
@@ -70,6 +98,9 @@ pub(crate) struct Loaded {
     pub(crate) flows: BTreeMap<String, FlowDef>,
     pub(crate) triggers: HashMap<String, String>,
     pub(crate) templates: Templates,
+    pub(crate) policies: Vec<PolicyDef>,
+    pub(crate) experiments: BTreeMap<String, ExperimentDef>,
+    pub(crate) entities: BTreeMap<String, EntityDef>,
     pub(crate) warnings: Vec<Diagnostic>,
 }
 
@@ -107,8 +138,23 @@ const DEFAULT_RESPONSES: [(&str, &str, &str); 4] = [
 pub const RESPONSE_KEYS: [&str; 4] = ["fallback", "handoff", "resume", "anything_else"];
 
 /// Loads a bot from `(file name, YAML text)` pairs; the order of `files` is the merge order.
-pub(crate) fn load(files: &[(PathBuf, String)]) -> Result<Loaded, Vec<Diagnostic>> {
-    let mut l = Loader::default();
+pub(crate) fn load(
+    files: &[(PathBuf, String)],
+    opts: &LoadOptions,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let mut l = Loader {
+        known_skills: opts.known_skills.clone(),
+        ..Loader::default()
+    };
+    for b in BuiltinEntity::ALL {
+        l.entities.insert(
+            b.name().to_string(),
+            EntityDef {
+                description: None,
+                kind: EntityKind::Builtin(b),
+            },
+        );
+    }
     let mut parsed = Vec::new();
     for (file, src) in files {
         match yaml::parse(src) {
@@ -136,6 +182,12 @@ pub(crate) fn load(files: &[(PathBuf, String)]) -> Result<Loaded, Vec<Diagnostic
     for (file, node) in each("settings") {
         l.settings_section(&file, &node);
     }
+    for (file, node) in each("entities") {
+        l.entities_section(&file, &node);
+    }
+    for (file, node) in each("experiments") {
+        l.experiments_section(&file, &node);
+    }
     for (file, node) in each("slots") {
         l.slots_section(&file, &node);
     }
@@ -152,7 +204,11 @@ pub(crate) fn load(files: &[(PathBuf, String)]) -> Result<Loaded, Vec<Diagnostic
     for (file, node) in each("responses") {
         l.responses_section(&file, &node);
     }
+    for (file, node) in each("policies") {
+        l.policies_section(&file, &node);
+    }
     l.cross_checks(files.first().map(|(f, _)| f.as_path()));
+    l.graph_checks();
     l.finish()
 }
 
@@ -266,83 +322,6 @@ impl Loader {
         }
     }
 
-    /// A per-language text: one template for all languages, or a `{zh: .., en: ..}` map.
-    pub(crate) fn text(&mut self, file: &Path, node: &Node, what: &str) -> Option<Text> {
-        let mut text = Text::default();
-        if yaml::entries(node).is_some() {
-            let langs: Vec<&str> = Lang::ALL.iter().map(|l| l.as_str()).collect();
-            let entries = self.map(file, node, what, Some(&langs));
-            if entries.is_empty() {
-                // Bad keys were reported by `map`; an empty `{}` needs its own message.
-                if yaml::entries(node).is_some_and(|e| e.is_empty()) {
-                    self.err(
-                        file,
-                        node,
-                        format!("{what} has no text in any language"),
-                        None,
-                    );
-                }
-                return None;
-            }
-            for (key, _, v) in entries {
-                let Some(lang) = Lang::from_code(&key) else {
-                    continue;
-                };
-                let Some(src) = self.string(file, v, what) else {
-                    continue;
-                };
-                *text.by_lang.get_mut(lang) = self.compile_text(file, v, &src);
-            }
-            if Lang::ALL.iter().all(|l| text.by_lang.get(*l).is_none()) {
-                return None;
-            }
-            let missing: Vec<&str> = self
-                .settings
-                .languages
-                .iter()
-                .filter(|l| text.by_lang.get(**l).is_none())
-                .map(|l| l.as_str())
-                .collect();
-            if !missing.is_empty() {
-                self.diags.warning(
-                    file,
-                    yaml::pos(node),
-                    format!("{what} has no `{}` text", missing.join("`, `")),
-                    Some(format!(
-                        "the `{}` text is used instead",
-                        self.settings.default_language
-                    )),
-                );
-            }
-            return Some(text);
-        }
-        let src = self.string(file, node, what)?;
-        let id = self.compile_text(file, node, &src)?;
-        text.by_lang = PerLang {
-            zh: Some(id),
-            en: Some(id),
-        };
-        Some(text)
-    }
-
-    fn compile_text(
-        &mut self,
-        file: &Path,
-        node: &Node,
-        src: &str,
-    ) -> Option<crate::template::TemplateId> {
-        match self.templates.compile_text(src) {
-            Ok(id) => {
-                self.check_template_vars(file, node, id.0);
-                Some(id)
-            }
-            Err(e) => {
-                self.template_error(file, node, "template", &e);
-                None
-            }
-        }
-    }
-
     pub(crate) fn template_error(
         &mut self,
         file: &Path,
@@ -378,7 +357,7 @@ impl Loader {
                 }
             } else if !CONTEXT_VARS.contains(&root) && !self.templates.is_global(root) {
                 let hint = did_you_mean(root, CONTEXT_VARS)
-                    .or_else(|| Some("templates can use slots, lang, channel and text".into()));
+                    .or_else(|| Some(format!("templates can use {}", CONTEXT_VARS.join(", "))));
                 self.err(
                     file,
                     node,
@@ -451,7 +430,7 @@ impl Loader {
             let mut t = Text::default();
             for (lang, src) in [(Lang::Zh, zh), (Lang::En, en)] {
                 match self.templates.compile_text(src) {
-                    Ok(id) => *t.by_lang.get_mut(lang) = Some(id),
+                    Ok(id) => *t.base.by_lang.get_mut(lang) = Some(id),
                     Err(e) => {
                         self.diags
                             .error(Path::new("<built-in>"), Pos::default(), e.message, None)
@@ -479,6 +458,9 @@ impl Loader {
             flows: self.flows,
             triggers: self.triggers,
             templates: self.templates,
+            policies: self.policies,
+            experiments: self.experiments,
+            entities: self.entities,
             warnings: self.diags.into_sorted(),
         })
     }

@@ -8,20 +8,21 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::diagnostic::did_you_mean;
+use crate::entity::BuiltinEntity;
 use crate::load::{Loader, Origin};
 use crate::model::{IntentDef, Lang, SlotDef};
 use crate::slot::{EnumValue, SLOT_TYPE_NAMES, SlotType};
 use crate::yaml::{self, Node};
 
 /// Compiled regex size limit (bytes of program); generous for real patterns.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 const SLOT_KEYS: [&str; 6] = ["type", "description", "values", "pattern", "min", "max"];
 const INTENT_KEYS: [&str; 3] = ["description", "examples", "synonyms"];
 
 impl Loader {
     /// Registers a definition name, reporting a duplicate (also across files).
-    fn declare(
+    pub(crate) fn declare(
         origins: &mut HashMap<String, Origin>,
         file: &Path,
         key: &Node,
@@ -89,7 +90,7 @@ impl Loader {
         for (k, kn, _) in &entries {
             if !["type", "description"].contains(&k.as_str())
                 && !allowed_extra.contains(&k.as_str())
-                && SLOT_TYPE_NAMES.contains(&ty_name)
+                && (SLOT_TYPE_NAMES.contains(&ty_name) || self.entities.contains_key(ty_name))
             {
                 self.err(
                     file,
@@ -107,6 +108,11 @@ impl Loader {
             "order_id" => SlotType::OrderId,
             "phone" => SlotType::Phone,
             "email" => SlotType::Email,
+            "date" => SlotType::Date,
+            "amount" => SlotType::Amount,
+            "id_card" => SlotType::IdCard,
+            "bank_card" => SlotType::BankCard,
+            "json" => SlotType::Json,
             "integer" => {
                 let (min, max) = self.bounds(
                     file,
@@ -168,8 +174,21 @@ impl Loader {
                     }
                 }
             }
+            other if self.entities.contains_key(other) => {
+                // A slot typed by an entity: built-in or declared under `entities:`.
+                let ty = self.entities.get(other).map(|e| e.slot_type())?;
+                return Some(SlotDef {
+                    description,
+                    ty,
+                    entity: Some(other.to_string()),
+                });
+            }
             other => {
-                let hint = did_you_mean(other, SLOT_TYPE_NAMES)
+                let names = SLOT_TYPE_NAMES
+                    .iter()
+                    .copied()
+                    .chain(self.entities.keys().map(String::as_str));
+                let hint = did_you_mean(other, names)
                     .or_else(|| Some(format!("one of: {}", SLOT_TYPE_NAMES.join(", "))));
                 self.err(
                     file,
@@ -183,7 +202,23 @@ impl Loader {
                 return None;
             }
         };
-        Some(SlotDef { description, ty })
+        // Built-in types are also built-in entities: the NLU's value for them is used.
+        let entity = match &ty {
+            SlotType::OrderId => Some(BuiltinEntity::OrderNumber),
+            SlotType::Phone => Some(BuiltinEntity::Mobile),
+            SlotType::Email => Some(BuiltinEntity::Email),
+            SlotType::Date => Some(BuiltinEntity::Date),
+            SlotType::Amount => Some(BuiltinEntity::Amount),
+            SlotType::IdCard => Some(BuiltinEntity::IdCard),
+            SlotType::BankCard => Some(BuiltinEntity::BankCard),
+            _ => None,
+        }
+        .map(|b| b.name().to_string());
+        Some(SlotDef {
+            description,
+            ty,
+            entity,
+        })
     }
 
     /// `values:` items are `value` or `{value: [synonym, ...]}`.
@@ -216,7 +251,7 @@ impl Loader {
         Some((lo, hi))
     }
 
-    fn enum_values(&mut self, file: &Path, node: &Node) -> Option<Vec<EnumValue>> {
+    pub(crate) fn enum_values(&mut self, file: &Path, node: &Node) -> Option<Vec<EnumValue>> {
         let Some(items) = yaml::items(node).filter(|i| !i.is_empty()) else {
             self.err(
                 file,
@@ -371,7 +406,7 @@ impl Loader {
 }
 
 /// The one-line core of a regex error (the crate's syntax errors span several lines).
-fn regex_error_line(e: &regex::Error) -> String {
+pub(crate) fn regex_error_line(e: &regex::Error) -> String {
     let text = e.to_string();
     text.lines()
         .find_map(|l| l.trim().strip_prefix("error: "))

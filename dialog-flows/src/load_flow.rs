@@ -15,18 +15,38 @@ use crate::yaml::{self, Node};
 
 const FLOW_KEYS: [&str; 3] = ["description", "trigger", "steps"];
 /// Step kinds: exactly one of these keys makes a step (the JSON Schema lists these; tested).
-pub const STEP_KINDS: [&str; 8] = [
-    "say", "ask", "set", "branch", "goto", "flow", "handoff", "end",
+pub const STEP_KINDS: [&str; 11] = [
+    "say",
+    "ask",
+    "set",
+    "branch",
+    "goto",
+    "flow",
+    "call_flow",
+    "call",
+    "generate",
+    "handoff",
+    "end",
 ];
-/// Keys that only an `ask` step may carry.
-const ASK_KEYS: [&str; 4] = ["prompt", "reprompt", "max_attempts", "on_fail"];
+/// Keys that only some step kinds may carry, with those kinds.
+const EXTRA_KEYS: [(&str, &[&str]); 9] = [
+    ("prompt", &["ask"]),
+    ("reprompt", &["ask"]),
+    ("max_attempts", &["ask"]),
+    ("on_fail", &["ask"]),
+    ("args", &["call"]),
+    ("on", &["call"]),
+    ("save", &["call", "generate"]),
+    ("context", &["generate"]),
+    ("fallback", &["generate"]),
+];
 const BRANCH_KEYS: [&str; 3] = ["if", "then", "else"];
 /// Default and maximum `max_attempts` of an `ask` step.
 const DEFAULT_MAX_ATTEMPTS: u8 = 3;
 const MAX_MAX_ATTEMPTS: u64 = 10;
 
 /// Step ids of one flow -> step index.
-type StepIds = HashMap<String, usize>;
+pub(crate) type StepIds = HashMap<String, usize>;
 
 impl Loader {
     /// Pass 1 over `flows:`: declare every flow name (duplicates across files are errors).
@@ -114,6 +134,10 @@ impl Loader {
             return None;
         };
         let ids = self.step_ids(file, items, name);
+        self.step_pos.insert(
+            name.to_string(),
+            (file.to_path_buf(), items.iter().map(yaml::pos).collect()),
+        );
         let mut ok = true;
         for item in items {
             match self.step(file, item, &ids, name) {
@@ -191,7 +215,13 @@ impl Loader {
         ids
     }
 
-    fn target(&mut self, file: &Path, node: &Node, ids: &StepIds, flow: &str) -> Option<usize> {
+    pub(crate) fn target(
+        &mut self,
+        file: &Path,
+        node: &Node,
+        ids: &StepIds,
+        flow: &str,
+    ) -> Option<usize> {
         let id = self.string(file, node, "a step id")?;
         if let Some(i) = ids.get(&id) {
             return Some(*i);
@@ -261,7 +291,7 @@ impl Loader {
                     return None;
                 }
                 kind = Some((key, k, v));
-            } else if ASK_KEYS.contains(&key) {
+            } else if EXTRA_KEYS.iter().any(|(x, _)| *x == key) {
                 extras.push((key, k, v));
             } else {
                 unknown.push((key, k));
@@ -287,9 +317,9 @@ impl Loader {
         for (key, k) in &unknown {
             let candidates = STEP_KINDS
                 .iter()
-                .chain(ASK_KEYS.iter())
-                .chain(["id"].iter())
-                .copied();
+                .copied()
+                .chain(EXTRA_KEYS.iter().map(|(x, _)| *x))
+                .chain(["id"]);
             self.err(
                 file,
                 k,
@@ -298,12 +328,25 @@ impl Loader {
             );
             ok = false;
         }
-        if kind_name != "ask" {
-            for (key, k, _) in &extras {
+        for (key, k, _) in &extras {
+            let owners = EXTRA_KEYS
+                .iter()
+                .find(|(x, _)| x == key)
+                .map_or(&[][..], |(_, o)| *o);
+            if !owners.contains(&kind_name) {
+                let list: Vec<String> = owners.iter().map(|o| format!("`{o}`")).collect();
+                let article = if owners.first().is_some_and(|o| o.starts_with('a')) {
+                    "an"
+                } else {
+                    "a"
+                };
                 self.err(
                     file,
                     k,
-                    format!("`{key}` only belongs to an `ask` step"),
+                    format!(
+                        "`{key}` only belongs to {article} {} step",
+                        list.join(" or ")
+                    ),
                     None,
                 );
                 ok = false;
@@ -336,14 +379,10 @@ impl Loader {
                 self.flow_targets.insert(target.clone());
                 StepKind::Flow(target)
             }
-            "handoff" => {
-                let reason = if yaml::is_null(value) {
-                    format!("flow `{flow}` handed off")
-                } else {
-                    self.string(file, value, "the handoff reason")?
-                };
-                StepKind::Handoff { reason }
-            }
+            "call_flow" => StepKind::CallFlow(self.call_flow(file, value, flow)?),
+            "call" => StepKind::Call(self.call_step(file, value, &extras, ids, flow)?),
+            "generate" => StepKind::Generate(self.generate_step(file, kind_key, value, &extras)?),
+            "handoff" => self.handoff_step(file, value, flow)?,
             _ => StepKind::End(match yaml::as_str(value) {
                 _ if yaml::is_null(value) => EndScope::Flow,
                 Some("flow") => EndScope::Flow,
@@ -376,6 +415,19 @@ impl Loader {
             let hint = did_you_mean(&slot, self.slot_origins.keys().map(String::as_str))
                 .or_else(|| Some("define it under `slots:`".into()));
             self.err(file, value, format!("undefined slot `{slot}`"), hint);
+            ok = false;
+        } else if let Some(def) = self.slots.get(&slot)
+            && !crate::load_steps::askable(&def.ty)
+        {
+            self.err(
+                file,
+                value,
+                format!(
+                    "slot `{slot}` has type `{}` and cannot be asked for",
+                    def.ty.name()
+                ),
+                Some("`json` slots are filled by `call: ... save:`".into()),
+            );
             ok = false;
         }
         let mut step = AskStep {
@@ -486,27 +538,7 @@ impl Loader {
             );
             return None;
         };
-        let cond_id = match yaml::scalar_text(cond) {
-            Some(src) => match self.templates.compile_condition(&src) {
-                Ok(id) => {
-                    self.check_template_vars(file, cond, id.0);
-                    Some(id)
-                }
-                Err(e) => {
-                    self.template_error(file, cond, "condition", &e);
-                    None
-                }
-            },
-            None => {
-                self.err(
-                    file,
-                    cond,
-                    format!("a condition must be text, found {}", yaml::kind_name(cond)),
-                    None,
-                );
-                None
-            }
-        };
+        let cond_id = self.condition(file, cond);
         let then = self.target(file, then, ids, flow);
         let otherwise = match get("else") {
             Some(e) => Some(self.target(file, e, ids, flow)?),

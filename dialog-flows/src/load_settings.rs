@@ -45,13 +45,14 @@ impl Loader {
     }
 
     pub(crate) fn settings_section(&mut self, file: &Path, node: &Node) {
-        const KEYS: [&str; 6] = [
+        const KEYS: [&str; 7] = [
             "default_language",
             "languages",
             "max_fallbacks",
             "intent_threshold",
             "digression_threshold",
             "max_stack_depth",
+            "max_call_depth",
         ];
         for (key, k, v) in self.map(file, node, "settings", Some(&KEYS)) {
             if !self.first_time("settings", file, k, &key) {
@@ -90,6 +91,17 @@ impl Loader {
                         u64::from(crate::model::MAX_STACK_DEPTH),
                     ) {
                         self.settings.max_stack_depth = n;
+                    }
+                }
+                "max_call_depth" => {
+                    if let Some(n) = self.int_in(
+                        file,
+                        v,
+                        "max_call_depth",
+                        1,
+                        u64::from(crate::model::MAX_CALL_DEPTH),
+                    ) {
+                        self.settings.max_call_depth = n;
                     }
                 }
                 "intent_threshold" | "digression_threshold" => match yaml::as_f64(v) {

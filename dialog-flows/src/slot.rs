@@ -8,6 +8,8 @@
 
 use serde_json::Value;
 
+use crate::slot_builtin as builtin;
+
 /// Longest `text` slot value kept, in characters; longer answers are cut so one message
 /// cannot bloat the (in-memory, persisted) dialog state.
 pub const MAX_TEXT_SLOT_CHARS: usize = 500;
@@ -53,6 +55,17 @@ pub enum SlotType {
     Phone,
     /// Built-in e-mail address `local@domain.tld`.
     Email,
+    /// A calendar date with its year, stored as `YYYY-MM-DD`.
+    Date,
+    /// An amount of money (non-negative), stored as a number.
+    Amount,
+    /// A mainland resident ID number (18 characters, checksum verified), upper-cased.
+    IdCard,
+    /// A bank card number (16–19 digits, Luhn verified), stored as the digits.
+    BankCard,
+    /// Any JSON value, e.g. the data a skill returned (`call: ... save:`). Never asked for:
+    /// there is nothing to extract from a message.
+    Json,
 }
 
 /// One value of an `enum` slot.
@@ -65,8 +78,21 @@ pub struct EnumValue {
 }
 
 /// The YAML names of the slot types, for the loader's "unknown slot type" hint.
-pub const SLOT_TYPE_NAMES: [&str; 9] = [
-    "text", "integer", "number", "bool", "enum", "regex", "order_id", "phone", "email",
+pub const SLOT_TYPE_NAMES: [&str; 14] = [
+    "text",
+    "integer",
+    "number",
+    "bool",
+    "enum",
+    "regex",
+    "order_id",
+    "phone",
+    "email",
+    "date",
+    "amount",
+    "id_card",
+    "bank_card",
+    "json",
 ];
 
 impl SlotType {
@@ -82,6 +108,11 @@ impl SlotType {
             SlotType::OrderId => "order_id",
             SlotType::Phone => "phone",
             SlotType::Email => "email",
+            SlotType::Date => "date",
+            SlotType::Amount => "amount",
+            SlotType::IdCard => "id_card",
+            SlotType::BankCard => "bank_card",
+            SlotType::Json => "json",
         }
     }
 
@@ -112,6 +143,13 @@ impl SlotType {
             SlotType::OrderId => order_id(text).map(Value::String),
             SlotType::Phone => phone(text).map(Value::String),
             SlotType::Email => email(text).map(Value::String),
+            SlotType::Date => builtin::date(text).map(Value::String),
+            SlotType::Amount => builtin::amount(text)
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number),
+            SlotType::IdCard => builtin::id_card(text).map(Value::String),
+            SlotType::BankCard => builtin::bank_card(text).map(Value::String),
+            SlotType::Json => None,
         }
     }
 
@@ -130,10 +168,19 @@ impl SlotType {
                 .is_some_and(|n| min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m)),
             (SlotType::Bool, Value::Bool(_)) => true,
             (SlotType::Enum { values }, Value::String(s)) => values.iter().any(|e| e.value == *s),
-            (SlotType::Regex { pattern }, Value::String(s)) => pattern.is_match(s),
+            // A pattern with a capture group stores only the group, which need not match
+            // the whole pattern again (`SN-(\d{6})` stores `123456`).
+            (SlotType::Regex { pattern }, Value::String(s)) => {
+                pattern.is_match(s) || (pattern.captures_len() > 1 && !s.trim().is_empty())
+            }
             (SlotType::OrderId, Value::String(s)) => order_id(s).as_deref() == Some(s.as_str()),
             (SlotType::Phone, Value::String(s)) => phone(s).as_deref() == Some(s.as_str()),
             (SlotType::Email, Value::String(s)) => email(s).as_deref() == Some(s.as_str()),
+            (SlotType::Date, Value::String(s)) => builtin::is_date(s),
+            (SlotType::Amount, Value::Number(n)) => n.as_f64().is_some_and(|n| n >= 0.0),
+            (SlotType::IdCard, Value::String(s)) => builtin::is_id_card(s),
+            (SlotType::BankCard, Value::String(s)) => builtin::is_bank_card(s),
+            (SlotType::Json, _) => true,
             _ => false,
         }
     }

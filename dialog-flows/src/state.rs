@@ -6,8 +6,11 @@
 //! steps by index, so it is only meaningful with the bot version that produced it; the
 //! interpreter never trusts it blindly (unknown flows, out-of-range steps, undefined or
 //! mistyped slots and an over-deep stack are repaired, not panicked on).
+//!
+//! Between turns the active flow waits at an `ask` step, or — while `waiting` is set — at
+//! the `call`/`generate` step whose result the runtime is fetching.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +31,36 @@ pub struct DialogState {
     /// Consecutive out-of-scope messages; reset by any understood message.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fallbacks: u8,
+    /// Set while the turn is suspended on a skill call or a generation: the active frame is
+    /// at that step, and the result goes to [`crate::resume`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+    /// Policies that have fired in this session (for their `first:` action); cleared by a
+    /// handoff or the end of the conversation.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub fired: BTreeSet<String>,
+}
+
+/// What a suspended turn waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+pub enum Waiting {
+    /// The result of a skill call.
+    Skill {
+        /// The skill called.
+        skill: String,
+    },
+    /// Text from the LLM.
+    Generation,
+}
+
+/// Where a finished sub-flow (`call_flow`) returns to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Return {
+    /// The calling flow.
+    pub flow: String,
+    /// The step to continue at (the one after the `call_flow` step).
+    pub step: u32,
 }
 
 /// Where one flow is: its name, the step it is at, failed answers to the current `ask`.
@@ -40,6 +73,10 @@ pub struct Frame {
     /// Failed answers to the `ask` at `step`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u8,
+    /// Callers of this flow when it runs as a sub-flow (`call_flow`), innermost last.
+    /// Never longer than the bot's `settings.max_call_depth`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returns: Vec<Return>,
 }
 
 impl Frame {
@@ -49,6 +86,7 @@ impl Frame {
             flow: flow.to_string(),
             step: 0,
             attempts: 0,
+            returns: Vec::new(),
         }
     }
 }
@@ -57,6 +95,11 @@ impl DialogState {
     /// True when no flow is running (the next message is matched against intents).
     pub fn is_idle(&self) -> bool {
         self.active.is_none()
+    }
+
+    /// True while a turn is suspended on a skill call or a generation.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
     }
 
     /// A slot's value, if filled.
@@ -94,11 +137,15 @@ mod tests {
             flow: "return_exchange".into(),
             step: 2,
             attempts: 1,
+            returns: vec![Return {
+                flow: "verify".into(),
+                step: 3,
+            }],
         });
         s.slots.insert("order_id".into(), json!("A12345678"));
         s.slots.insert("return_kind".into(), json!("refund"));
         let text = serde_json::to_string(&s).unwrap();
-        assert!(text.len() < 300, "{} bytes: {text}", text.len());
+        assert!(text.len() < 350, "{} bytes: {text}", text.len());
         assert_eq!(serde_json::from_str::<DialogState>(&text).unwrap(), s);
     }
 }

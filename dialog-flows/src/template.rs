@@ -7,12 +7,16 @@
 //! the designer an error about the expression they wrote, not about our wrapper.
 //!
 //! Context seen by templates: `slots` (map of filled slots), `lang` (`zh`/`en`), `channel`,
-//! `text` (the user's message). Undefined values are "chainable" (`slots.a.b` is empty,
+//! `text` (the user's message), `intent` / `confidence` (the classifier's verdict),
+//! `emotion` (`label`, `intensity`, `negative_streak`, `slope`, `peak`), `user` (`id`,
+//! `vip`, `tags`) and `fallbacks` (consecutive messages not understood before this one). Undefined values are "chainable" (`slots.a.b` is empty,
 //! not an error), so a template over an empty slot renders instead of failing a turn.
 
 use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
+
+use crate::input::Signals;
 
 /// Index of a compiled reply template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,7 +27,17 @@ pub struct TemplateId(pub(crate) u32);
 pub struct CondId(pub(crate) u32);
 
 /// The names templates may use at top level.
-pub(crate) const CONTEXT_VARS: [&str; 4] = ["slots", "lang", "channel", "text"];
+pub(crate) const CONTEXT_VARS: [&str; 9] = [
+    "slots",
+    "lang",
+    "channel",
+    "text",
+    "intent",
+    "confidence",
+    "emotion",
+    "user",
+    "fallbacks",
+];
 
 /// A compile problem, positioned relative to the start of the template source.
 #[derive(Debug)]
@@ -158,19 +172,62 @@ impl Templates {
     }
 }
 
+/// Everything a template or condition can see during one turn.
+pub(crate) struct Ctx<'a> {
+    pub(crate) slots: &'a BTreeMap<String, serde_json::Value>,
+    pub(crate) lang: &'a str,
+    pub(crate) channel: &'a str,
+    pub(crate) text: &'a str,
+    pub(crate) user: &'a str,
+    pub(crate) intent: Option<(&'a str, f32)>,
+    pub(crate) signals: &'a Signals,
+    pub(crate) fallbacks: u8,
+}
+
 /// The template context for one render.
-pub(crate) fn context(
+pub(crate) fn context(c: &Ctx<'_>) -> Value {
+    let s = c.signals;
+    minijinja::context! {
+        slots => Value::from_serialize(c.slots),
+        lang => c.lang,
+        channel => c.channel,
+        text => c.text,
+        intent => c.intent.map(|(n, _)| n),
+        confidence => c.intent.map_or(0.0, |(_, x)| x),
+        emotion => minijinja::context! {
+            label => s.emotion.as_deref(),
+            intensity => s.intensity,
+            negative_streak => s.negative_streak,
+            slope => s.slope,
+            peak => s.peak,
+        },
+        user => minijinja::context! {
+            id => c.user,
+            vip => s.vip,
+            tags => Value::from_serialize(&s.tags),
+        },
+        fallbacks => c.fallbacks,
+    }
+}
+
+/// A context with only `slots`, `lang`, `channel` and `text` (tests and tooling).
+pub(crate) fn simple_context(
     slots: &BTreeMap<String, serde_json::Value>,
     lang: &str,
     channel: &str,
     text: &str,
 ) -> Value {
-    minijinja::context! {
-        slots => Value::from_serialize(slots),
-        lang => lang,
-        channel => channel,
-        text => text,
-    }
+    let signals = Signals::default();
+    context(&Ctx {
+        slots,
+        lang,
+        channel,
+        text,
+        user: "",
+        intent: None,
+        signals: &signals,
+        fallbacks: 0,
+    })
 }
 
 #[cfg(test)]
@@ -180,7 +237,7 @@ mod tests {
 
     fn ctx(slots: serde_json::Value) -> Value {
         let map: BTreeMap<String, serde_json::Value> = serde_json::from_value(slots).unwrap();
-        context(&map, "zh", "web", "hi")
+        simple_context(&map, "zh", "web", "hi")
     }
 
     #[test]

@@ -328,3 +328,347 @@ fn display_format_is_file_line_col() {
         "bot.yaml:13:9: error: unknown step kind `sya`\n  hint: did you mean `say`?"
     );
 }
+
+// ---- skills, generation, sub-flows -------------------------------------------------------
+
+/// `BASE` plus a `json` slot, for `call ... save:`.
+fn with_json_slot(steps: &str) -> String {
+    with_flow(steps).replace(
+        "  order_id:\n    type: order_id\n",
+        "  order_id:\n    type: order_id\n  order: {type: json}\n",
+    )
+}
+
+/// The warnings of a bot that loads.
+fn warnings(yaml: &str) -> Vec<Diagnostic> {
+    match Bot::load_str("bot.yaml", yaml) {
+        Ok(b) => b.warnings().to_vec(),
+        Err(d) => panic!(
+            "expected a bot, got:\n{}",
+            d.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+fn assert_warning(yaml: &str, line: u32, col: u32, message: &str) {
+    let w = warnings(yaml);
+    assert!(
+        w.iter()
+            .any(|d| (d.line, d.col, d.message.as_str()) == (line, col, message)),
+        "no warning {line}:{col} {message}; got:\n{}",
+        w.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn unknown_skill_when_skills_are_known() {
+    let yaml = with_flow("      - call: order\n");
+    let opts = kefu_flows::LoadOptions::with_known_skills(["orders", "kb"]);
+    let errs =
+        Bot::load_files_with("bot", &[("bot.yaml".into(), yaml.clone())], &opts).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        errs[0].to_string(),
+        "bot.yaml:13:15: error: unknown skill `order`\n  hint: did you mean `orders`?"
+    );
+    // Without a list of skills, any name loads.
+    assert!(Bot::load_str("bot.yaml", &yaml).is_ok());
+}
+
+#[test]
+fn save_slot_of_the_wrong_type() {
+    assert_one(
+        &with_json_slot("      - call: orders\n        save: order_id\n"),
+        15,
+        15,
+        "slot `order_id` has type `order_id`; skill data needs a slot of type `json`",
+        None,
+    );
+}
+
+#[test]
+fn unknown_outcome() {
+    assert_one(
+        &with_json_slot("      - call: orders\n        on: {not_fund: next}\n"),
+        15,
+        14,
+        "unknown key `not_fund` in `on`",
+        Some("did you mean `not_found`?"),
+    );
+}
+
+#[test]
+fn outcome_to_a_missing_step() {
+    assert_one(
+        &with_json_slot("      - call: orders\n        on: {error: retry}\n"),
+        15,
+        21,
+        "undefined step id `retry` in flow `hello`",
+        Some("give the target step an `id:`"),
+    );
+}
+
+#[test]
+fn key_of_another_step_kind() {
+    assert_one(
+        &with_flow("      - say: hi\n        args: {a: 1}\n"),
+        14,
+        9,
+        "`args` only belongs to a `call` step",
+        None,
+    );
+}
+
+#[test]
+fn asking_for_a_json_slot() {
+    assert_one(
+        &with_json_slot("      - ask: order\n        prompt: 订单?\n"),
+        14,
+        14,
+        "slot `order` has type `json` and cannot be asked for",
+        Some("`json` slots are filled by `call: ... save:`"),
+    );
+}
+
+#[test]
+fn generate_without_fallback() {
+    assert_one(
+        &with_flow("      - generate: 回答 {{ text }}\n"),
+        13,
+        9,
+        "a `generate` step needs a `fallback` text for when generation fails",
+        Some("add `fallback:` with what to say instead"),
+    );
+}
+
+#[test]
+fn call_flow_to_itself() {
+    assert_one(
+        &with_flow("      - call_flow: hello\n"),
+        13,
+        20,
+        "flow `hello` calls itself",
+        Some("use `goto` to repeat steps; sub-flows cannot recurse"),
+    );
+}
+
+#[test]
+fn call_flow_recursion_through_another_flow() {
+    let yaml = format!(
+        "{}  other:\n    steps:\n      - call_flow: hello\n",
+        with_flow("      - call_flow: other\n")
+    );
+    let errs = errors(&yaml);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(
+        (errs[0].line, errs[0].col, errs[0].message.as_str()),
+        (
+            13,
+            20,
+            "`call_flow: other` recurses: flow `other` leads back to `hello`"
+        )
+    );
+    assert_eq!(errs[1].line, 16);
+}
+
+#[test]
+fn loop_without_a_user_turn() {
+    assert_one(
+        &with_flow("      - id: top\n        say: 请稍等\n      - goto: top\n"),
+        13,
+        9,
+        "these steps loop without waiting for the user: hello step 1 → hello step 2 → hello step 1",
+        Some(
+            "each round of a loop must `ask` something, or the bot spins until it gives up and hands off",
+        ),
+    );
+}
+
+#[test]
+fn loop_through_flow_jumps() {
+    let yaml = format!(
+        "{}  other:\n    steps:\n      - say: b\n      - flow: hello\n",
+        with_flow("      - say: a\n      - flow: other\n")
+    );
+    let errs = errors(&yaml);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0]
+            .message
+            .starts_with("these steps loop without waiting for the user: hello step 1 → hello step 2 → other step 1"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn unreachable_step_is_a_warning() {
+    assert_warning(
+        &with_flow("      - say: hi\n      - end\n      - say: never\n"),
+        15,
+        9,
+        "step 3 of flow `hello` can never run",
+    );
+}
+
+// ---- variants -----------------------------------------------------------------------------
+
+#[test]
+fn sms_variant_over_140_characters() {
+    let long = "很".repeat(141);
+    assert_warning(
+        &with_flow(&format!(
+            "      - say:\n          zh: 你好\n          channels:\n            sms: {{zh: {long}}}\n"
+        )),
+        16,
+        23,
+        "the `sms` version (zh) has 141 characters besides template values; `sms` replies should have at most 140",
+    );
+}
+
+#[test]
+fn undefined_experiment() {
+    assert_one(
+        &with_flow("      - say: {experiment: tone, variants: {a: x}}\n"),
+        13,
+        27,
+        "undefined experiment `tone`",
+        Some("declare it under `experiments:`"),
+    );
+}
+
+#[test]
+fn variant_missing_or_unknown() {
+    let exp = "experiments:\n  tone: {variants: [formal, casual]}\n";
+    assert_one(
+        &format!(
+            "{exp}{}",
+            with_flow("      - say: {experiment: tone, variants: {formal: a}}\n")
+        ),
+        15,
+        43,
+        "`say` has no text for variant `casual` of experiment `tone`",
+        Some("every variant of the experiment needs its own text"),
+    );
+    assert_one(
+        &format!(
+            "{exp}{}",
+            with_flow("      - say: {experiment: tone, variants: {formal: a, casul: b}}\n")
+        ),
+        15,
+        55,
+        "experiment `tone` has no variant `casul`",
+        Some("did you mean `casual`?"),
+    );
+}
+
+#[test]
+fn experiment_with_one_variant() {
+    assert_one(
+        &format!(
+            "experiments:\n  tone:\n    variants: [a]\n{}",
+            with_flow("      - end\n")
+        ),
+        3,
+        15,
+        "experiment `tone` needs at least two variants",
+        None,
+    );
+}
+
+// ---- policies -----------------------------------------------------------------------------
+
+fn with_policy(policy: &str) -> String {
+    format!("{}policies:\n{policy}", with_flow("      - end\n"))
+}
+
+#[test]
+fn policy_with_an_unknown_action() {
+    assert_one(
+        &with_policy("  upset:\n    when: emotion.negative_streak >= 3\n    then: handof\n"),
+        17,
+        11,
+        "unknown policy action `handof`",
+        Some("did you mean `handoff`?"),
+    );
+}
+
+#[test]
+fn policy_without_a_condition() {
+    assert_one(
+        &with_policy("  upset:\n    say: 抱歉\n"),
+        15,
+        3,
+        "policy `upset` has no `when` condition",
+        Some("e.g. `when: emotion.negative_streak >= 3`"),
+    );
+}
+
+#[test]
+fn policy_condition_with_an_unknown_variable() {
+    assert_one(
+        &with_policy("  upset:\n    when: emotions.negative_streak >= 3\n"),
+        16,
+        11,
+        "template uses unknown variable `emotions`",
+        Some("did you mean `emotion`?"),
+    );
+}
+
+#[test]
+fn policy_that_does_nothing() {
+    assert_one(
+        &with_policy("  upset:\n    when: user.vip\n    then: continue\n"),
+        16,
+        5,
+        "policy `upset` would do nothing: it neither says anything nor hands off",
+        Some("add `say:` or use `then: handoff`"),
+    );
+}
+
+// ---- entities -----------------------------------------------------------------------------
+
+#[test]
+fn entity_with_both_regex_and_lookup() {
+    assert_one(
+        &format!(
+            "entities:\n  sku:\n    regex: 'SKU-\\d+'\n    lookup: [a]\n{}",
+            with_flow("      - end\n")
+        ),
+        4,
+        5,
+        "entity `sku` has both `regex` and `lookup`",
+        Some("an entity is one or the other"),
+    );
+}
+
+#[test]
+fn entity_shadowing_a_builtin() {
+    assert_one(
+        &format!(
+            "entities:\n  mobile:\n    regex: '1\\d{{10}}'\n{}",
+            with_flow("      - end\n")
+        ),
+        2,
+        3,
+        "`mobile` is a built-in type; a custom entity needs another name",
+        Some("built-in entities need no declaration: use `type: name` in a slot"),
+    );
+}
+
+#[test]
+fn slot_typed_by_a_misspelt_entity() {
+    assert_one(
+        "entities:\n  sku: {regex: 'SKU-\\d+'}\nslots:\n  code: {type: skuu}\nflows:\n  f:\n    steps: [end]\n",
+        4,
+        16,
+        "unknown slot type `skuu`",
+        Some("did you mean `sku`?"),
+    );
+}

@@ -140,7 +140,7 @@ fn on_fail_fallback_and_default_handoff() {
     assert!(state.is_idle());
     let (state, out) = run(&b, Lang::En, &[("start", Some("c")), ("none", None)]);
     assert!(
-        matches!(out[1].last(), Some(Effect::Handoff { reason }) if reason.contains("slot `n`")),
+        matches!(out[1].last(), Some(Effect::Handoff { reason, .. }) if reason.contains("slot `n`")),
         "{:?}",
         out[1]
     );
@@ -181,7 +181,7 @@ flows:
 #[test]
 fn goto_loop_is_cut_off_with_a_handoff() {
     let b = bot(&format!(
-        "{INTENTS}flows:\n  f:\n    trigger: {{intent: a}}\n    steps:\n      - id: top\n        say: again\n      - goto: top\n"
+        "{INTENTS}slots:\n  n: {{type: integer}}\nflows:\n  f:\n    trigger: {{intent: a}}\n    steps:\n      - set: {{n: 1}}\n      - id: top\n        say: again\n      - ask: n\n        prompt: never asked, the slot is filled\n      - goto: top\n"
     ));
     let (state, out) = run(&b, Lang::Zh, &[("x", Some("a"))]);
     let says = out[0]
@@ -190,7 +190,7 @@ fn goto_loop_is_cut_off_with_a_handoff() {
         .count();
     assert!(says <= MAX_STEPS_PER_TURN, "{says}");
     assert!(
-        matches!(out[0].last(), Some(Effect::Handoff { reason }) if reason.contains("without waiting"))
+        matches!(out[0].last(), Some(Effect::Handoff { reason, .. }) if reason.contains("without waiting"))
     );
     assert!(state.is_idle());
 }
@@ -221,7 +221,8 @@ fn flow_jump_handoff_and_end_conversation() {
     assert_eq!(
         out[1],
         vec![Effect::Handoff {
-            reason: "needs a person".into()
+            reason: "needs a person".into(),
+            queue: None,
         }]
     );
 }
@@ -374,6 +375,7 @@ fn stale_state_is_repaired() {
             flow: "gone".into(),
             step: 3,
             attempts: 9,
+            returns: Vec::new(),
         }),
         ..Default::default()
     };
@@ -382,6 +384,7 @@ fn stale_state_is_repaired() {
             flow: "f".into(),
             step: i,
             attempts: 0,
+            returns: Vec::new(),
         })
         .collect();
     s.slots.insert("order_id".into(), json!(12));
