@@ -192,7 +192,7 @@ impl CompiledBot {
         for effect in &step.effects {
             match effect {
                 Effect::Say { text } => replies.push(Reply { text: text.clone() }),
-                Effect::Handoff { reason } => handoff = Some(reason.clone()),
+                Effect::Handoff { reason, .. } => handoff = Some(reason.clone()),
                 Effect::End => ended = true,
                 // Effects added to the language later are not visible to the user here.
                 _ => {}
