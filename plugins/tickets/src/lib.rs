@@ -1,0 +1,1 @@
+//! kefu-tickets (in progress).
