@@ -12,13 +12,22 @@
 //! Write path: one sled transaction over the four trees reads the ticket, applies the change
 //! through the model, writes ticket, event and index entries (and for a creation the counter),
 //! so they commit together or not at all; then `flush_async` makes them durable, and only then
-//! is the write acknowledged and the event broadcast. If the flush fails the write may still
+//! is the write acknowledged and the event broadcast. Flushes are one at a time and shared: a
+//! writer whose commit an earlier flush already covered does not flush again (group commit).
+//!
+//! sled 0.34 has deadlocks under concurrency (concurrent `flush_async` calls starving its I/O
+//! pool while a transaction waits for its global lock; transactions against iterators), so
+//! transactions run exclusive of our reads and of each other behind one `RwLock`, never held
+//! across an `.await`, and flushes are serialised. If the flush fails the write may still
 //! become durable later; the caller gets a storage error and should re-read before retrying.
 //!
 //! Ticket numbers come from our own counter inside the creation transaction, not from sled's
 //! `generate_id`: that one jumps by millions after every restart, which makes ugly ticket ids.
 
 use async_trait::async_trait;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
@@ -50,6 +59,18 @@ pub struct SledTicketStore {
     index: sled::Tree,
     meta: sled::Tree,
     events_tx: broadcast::Sender<TicketEvent>,
+    /// Writers (transactions) exclusive, readers shared. sled 0.34 transactions can deadlock
+    /// when they contend with each other or with iterators over the same trees (sled issues
+    /// #1301, #1412), so we never let them: ticket writes are flush-bound anyway, and the
+    /// lock is held only for the in-memory transaction or read, never across an `.await`.
+    gate: RwLock<()>,
+    /// Commits so far (a commit's number is its value after the increment).
+    commits: AtomicU64,
+    /// One flush at a time; holds the number of the last commit known durable. Concurrent
+    /// `flush_async` calls starve sled 0.34's I/O thread pool and deadlock (seen in our
+    /// concurrency test), and one flush covers every commit before it, so writers queue here
+    /// and a writer whose commit an earlier flush already covered returns without flushing.
+    flushed: tokio::sync::Mutex<u64>,
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<TicketError>>;
@@ -70,6 +91,9 @@ impl SledTicketStore {
             index: open(INDEX_TREE)?,
             meta: open(META_TREE)?,
             events_tx: broadcast::channel(EVENT_CHANNEL_CAPACITY).0,
+            gate: RwLock::new(()),
+            commits: AtomicU64::new(0),
+            flushed: tokio::sync::Mutex::new(0),
             db,
         })
     }
@@ -89,7 +113,8 @@ impl SledTicketStore {
     where
         F: Fn(&Trees<'_>) -> TxResult<Applied>,
     {
-        let applied = (&self.tickets, &self.events, &self.index, &self.meta)
+        let gate = self.gate.write();
+        let result = (&self.tickets, &self.events, &self.index, &self.meta)
             .transaction(|(tickets, events, index, meta)| {
                 let trees = Trees {
                     tickets,
@@ -106,12 +131,13 @@ impl SledTicketStore {
             .map_err(|e| match e {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => storage(op, &err),
-            })?;
+            });
+        // Numbered under the gate, so commit numbers follow commit order.
+        let number = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        drop(gate);
+        let applied = result?;
         if applied.event.is_some() {
-            self.db
-                .flush_async()
-                .await
-                .map_err(|e| storage("flush tickets", &e))?;
+            self.make_durable(number).await?;
         }
         if let Some(event) = &applied.event {
             // No receivers is fine: nobody is watching.
@@ -120,6 +146,23 @@ impl SledTicketStore {
         Ok(applied)
     }
 
+    /// Returns once commit `number` is on disk, flushing unless a flush started after it.
+    async fn make_durable(&self, number: u64) -> Result<()> {
+        let mut flushed = self.flushed.lock().await;
+        if *flushed >= number {
+            return Ok(());
+        }
+        // Everything committed up to now is covered by the flush below.
+        let covers = self.commits.load(Ordering::SeqCst);
+        self.db
+            .flush_async()
+            .await
+            .map_err(|e| storage("flush tickets", &e))?;
+        *flushed = covers;
+        Ok(())
+    }
+
+    /// Reads one ticket; the caller holds the gate (shared).
     fn load(&self, id: TicketId) -> Result<Option<Ticket>> {
         self.tickets
             .get(id.0.to_be_bytes())
@@ -295,6 +338,7 @@ impl TicketStore for SledTicketStore {
     }
 
     async fn get(&self, id: TicketId) -> Result<Ticket> {
+        let _gate = self.gate.read();
         self.load(id)?.ok_or(TicketError::NotFound(id))
     }
 
@@ -317,6 +361,7 @@ impl TicketStore for SledTicketStore {
     async fn list(&self, query: &TicketQuery) -> Result<TicketPage> {
         let size = query.page_size();
         let mut matches = Vec::with_capacity(size + 1);
+        let _gate = self.gate.read();
         if let Some(ids) = self.indexed_ids(query) {
             for id in ids {
                 let id = id?;
@@ -348,6 +393,7 @@ impl TicketStore for SledTicketStore {
     }
 
     async fn events(&self, id: TicketId, after: u64, limit: usize) -> Result<Vec<TicketEvent>> {
+        let _gate = self.gate.read();
         if self.load(id)?.is_none() {
             return Err(TicketError::NotFound(id));
         }
