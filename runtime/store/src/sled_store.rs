@@ -159,6 +159,12 @@ impl SledStore {
     pub fn flush_count(&self) -> u64 {
         self.commit.flushes()
     }
+
+    /// The underlying sled database, so other durable components (tickets) can keep their own
+    /// trees in it; they must not touch the default tree, which is this store's.
+    pub fn db(&self) -> &sled::Db {
+        &self.inner.tree
+    }
 }
 
 impl Inner {
