@@ -28,6 +28,9 @@ pub struct ClassifierConfig {
     pub cjk_ngram_max: usize,
     /// Whether adjacent Latin words also form a feature (`not working`). Default true.
     pub word_bigrams: bool,
+    /// Whether CJK runs are also segmented into words with jieba (word and word-bigram
+    /// features beside the character n-grams). Default true.
+    pub cjk_words: bool,
     /// Passes over the training set (1..=100). Default 12: Adagrad converges quickly on
     /// sparse text features; more epochs mostly cost time.
     pub epochs: usize,
@@ -59,6 +62,7 @@ impl Default for ClassifierConfig {
             char_ngram_max: 5,
             cjk_ngram_max: 3,
             word_bigrams: true,
+            cjk_words: true,
             epochs: 12,
             learning_rate: 0.5,
             l2: 1e-5,
@@ -122,6 +126,7 @@ impl ClassifierConfig {
             char_ngram_max: self.char_ngram_max,
             cjk_ngram_max: self.cjk_ngram_max,
             word_bigrams: self.word_bigrams,
+            cjk_words: self.cjk_words,
         }
     }
 }

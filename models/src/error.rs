@@ -62,6 +62,24 @@ pub enum ModelError {
         /// The regex compiler's message.
         reason: String,
     },
+    /// An entity definition cannot be used (bad pattern, empty list or name).
+    #[error("entity `{name}` is invalid: {reason}")]
+    InvalidEntity {
+        /// The entity's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An evaluation data file cannot be read or parsed.
+    #[error("{path}:{line}: {reason}")]
+    Data {
+        /// The file.
+        path: String,
+        /// One-based line number (0: the file as a whole).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Result alias for this crate.

@@ -18,6 +18,7 @@
 
 mod classifier;
 mod config;
+pub mod entities;
 mod error;
 mod features;
 mod linear;
@@ -30,7 +31,12 @@ pub use classifier::{
     Calibration, IntentClassifier, IntentExample, IntentPrediction, OOS_INTENT, RANKING_LEN,
 };
 pub use config::ClassifierConfig;
+pub use entities::{
+    Entity, EntityConfig, EntityExtractor, EntityKind, LookupEntity, LookupEntry, RegexEntity,
+    extract_entities, today_at_offset,
+};
 pub use error::{ModelError, Result};
+pub use features::warm_up_segmenter;
 pub use nlu::{IntentSource, Nlu, Understanding};
 pub use normalize::{Lang, detect_lang, detect_lang_or, is_cjk, normalize};
 pub use rules::{IntentRule, IntentRules};
