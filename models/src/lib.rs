@@ -16,6 +16,7 @@
 //! few microseconds; training runs at bot load (well under a second for a few thousand
 //! examples). Errors are [`ModelError`]; classification itself cannot fail.
 
+mod calibrate;
 mod classifier;
 mod config;
 pub mod entities;
