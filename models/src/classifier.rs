@@ -238,6 +238,20 @@ impl IntentClassifier {
         }
     }
 
+    /// Every class's calibrated probability for already-normalised text (the `oos` class
+    /// included when trained with it), in class-name order; empty for text without usable
+    /// features. For callers that need the whole distribution (the emotion model's blend).
+    pub fn class_probabilities(&self, text: &str) -> Vec<(String, f32)> {
+        let (x, any_features) = self.model.vectorize_text(text);
+        if !any_features {
+            return Vec::new();
+        }
+        let mut probs = vec![0.0f32; self.model.n_classes()];
+        self.model.logits_into(&x, &mut probs);
+        softmax_in_place(&mut probs, self.calibration.temperature);
+        self.classes.iter().cloned().zip(probs).collect()
+    }
+
     /// The in-scope intents this classifier knows, sorted (`oos` excluded).
     pub fn intents(&self) -> &[String] {
         &self.intents

@@ -70,6 +70,14 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// A label name that is not one of ours (e.g. an emotion dataset's `surprise`).
+    #[error("unknown label `{label}` (known: {known}); map it with --map {label}=...")]
+    UnknownLabel {
+        /// The label as given.
+        label: String,
+        /// The labels we know.
+        known: String,
+    },
     /// An evaluation data file cannot be read or parsed.
     #[error("{path}:{line}: {reason}")]
     Data {

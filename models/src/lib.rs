@@ -19,6 +19,7 @@
 mod calibrate;
 mod classifier;
 mod config;
+pub mod emotion;
 pub mod entities;
 mod error;
 mod features;
@@ -32,6 +33,9 @@ pub use classifier::{
     Calibration, IntentClassifier, IntentExample, IntentPrediction, OOS_INTENT, RANKING_LEN,
 };
 pub use config::ClassifierConfig;
+pub use emotion::{
+    Emotion, EmotionExample, EmotionHistory, EmotionLabel, EmotionModel, EmotionTrend, EmotionTurn,
+};
 pub use entities::{
     Entity, EntityConfig, EntityExtractor, EntityKind, LookupEntity, LookupEntry, RegexEntity,
     extract_entities, today_at_offset,
