@@ -89,6 +89,15 @@ fn invalid(field: &'static str, reason: &str) -> ModelError {
 }
 
 impl ClassifierConfig {
+    /// Defaults for data in one language: Chinese keeps jieba word features; English turns
+    /// them off (there are no CJK runs to segment, and the dictionary need not load).
+    pub fn for_lang(lang: crate::Lang) -> Self {
+        Self {
+            cjk_words: lang == crate::Lang::Zh,
+            ..Self::default()
+        }
+    }
+
     /// Checks every field's range.
     ///
     /// # Errors

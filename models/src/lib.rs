@@ -22,6 +22,7 @@ mod config;
 pub mod emotion;
 pub mod entities;
 mod error;
+pub mod eval;
 mod features;
 mod linear;
 mod nlu;
