@@ -1,6 +1,7 @@
 //! The `kefu` command: `serve` runs the bot behind the HTTP API; `check` validates a flow
-//! directory. Errors go to stderr with a hint, and the exit code says what happened:
-//! 0 ok, 1 problems found (check), 2 could not start.
+//! directory; `nlu eval` / `emotion eval` measure the understanding models. Errors go to
+//! stderr with a hint, and the exit code says what happened: 0 ok, 1 problems found
+//! (check), 2 could not start (or, for the evals, unreadable data).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +13,9 @@ use kefu_actors::engine::FlowEngine;
 use kefu_runtime::config::LogFormat;
 use kefu_runtime::{Config, Runtime, open_sled};
 use tracing_subscriber::EnvFilter;
+
+#[path = "cli/nlu_eval.rs"]
+mod nlu_eval;
 
 // mimalloc instead of glibc's malloc: under load, glibc's allocator took about a sixth of the
 // server's CPU (perf: _int_malloc, malloc_consolidate, cfree); mimalloc's thread-local free lists
@@ -55,12 +59,20 @@ enum Command {
         /// Directory of the bot's flow files.
         dir: PathBuf,
     },
+    /// Intent understanding tools: `kefu nlu eval --train T --test T`.
+    #[command(subcommand)]
+    Nlu(nlu_eval::NluCommand),
+    /// Emotion model tools: `kefu emotion eval [--train T] --test T`.
+    #[command(subcommand)]
+    Emotion(nlu_eval::EmotionCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { dir } => check(dir),
+        Command::Nlu(cmd) => nlu_eval::run_nlu(cmd),
+        Command::Emotion(cmd) => nlu_eval::run_emotion(cmd),
         Command::Serve {
             config,
             flows,
