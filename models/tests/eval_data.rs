@@ -53,7 +53,10 @@ fn jieba_words_do_not_hurt_chinese() {
                 ..Default::default()
             }),
         };
-        nlu_eval(&train, &test, &options).unwrap().details.inscope_top1_accuracy
+        nlu_eval(&train, &test, &options)
+            .unwrap()
+            .details
+            .inscope_top1_accuracy
     };
     let (without, with) = (run(false), run(true));
     eprintln!("top-1 in-scope: chars only {without:.3}, chars + words {with:.3}");

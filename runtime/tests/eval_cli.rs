@@ -200,4 +200,41 @@ fn bad_data_and_unknown_labels_exit_2_with_a_message() {
         "x",
     ]);
     assert_eq!(out.status.code(), Some(2));
+    let out = kefu(&[
+        "nlu",
+        "eval",
+        "--train",
+        path(&test),
+        "--test",
+        path(&test),
+        "--config",
+        r#"{"epochs": 0}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("epochs"));
+}
+
+#[test]
+fn nlu_eval_accepts_a_classifier_config() {
+    let (train, test) = (
+        data("intents_zh_train.jsonl"),
+        data("intents_zh_test.jsonl"),
+    );
+    let out = kefu(&[
+        "nlu",
+        "eval",
+        "--train",
+        path(&train),
+        "--test",
+        path(&test),
+        "--config",
+        r#"{"epochs": 20, "cjk_words": false}"#,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(last_json(&out)["accuracy"].as_f64().unwrap() > 0.5);
 }

@@ -14,10 +14,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use kefu_models::Lang;
 use kefu_models::eval::{
     EmotionEvalReport, LabelMap, NluEval, NluEvalOptions, emotion_eval_files, nlu_eval_files,
 };
+use kefu_models::{ClassifierConfig, Lang};
 
 /// The data's language, for `--lang`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,10 +46,28 @@ pub(crate) enum NluCommand {
         /// Rename labels: `from=to,from2=to2` (e.g. `out_of_scope=oos`).
         #[arg(long, default_value = "")]
         map: String,
+        /// Classifier settings to try instead of the defaults: inline JSON
+        /// (`'{"epochs": 20, "l2": 1e-6}'`) or a JSON file; fields as in the flow files'
+        /// classifier config. Overrides --lang.
+        #[arg(long)]
+        config: Option<String>,
         /// Also print one JSON object as the last line.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Reads `--config`: inline JSON when it starts with `{`, else a JSON file.
+fn classifier_config(spec: &str) -> Result<ClassifierConfig, String> {
+    let text = if spec.trim_start().starts_with('{') {
+        spec.to_owned()
+    } else {
+        std::fs::read_to_string(spec).map_err(|e| format!("--config {spec}: {e}"))?
+    };
+    let config: ClassifierConfig =
+        serde_json::from_str(&text).map_err(|e| format!("--config: {e}"))?;
+    config.validate().map_err(|e| format!("--config: {e}"))?;
+    Ok(config)
 }
 
 /// `kefu emotion ...`
@@ -85,10 +103,15 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
         test,
         lang,
         map,
+        config,
         json,
     } = cmd;
     let map = match LabelMap::parse(&map) {
         Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let config = match config.as_deref().map(classifier_config).transpose() {
+        Ok(c) => c,
         Err(e) => return fail(e),
     };
     let options = NluEvalOptions {
@@ -96,7 +119,7 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
             LangArg::Zh => Lang::Zh,
             LangArg::En => Lang::En,
         }),
-        config: None,
+        config,
     };
     match nlu_eval_files(&train, &test, &map, &options) {
         Ok(eval) => {
