@@ -9,7 +9,15 @@
 //!    ranking, and out-of-scope rejection (`intent: None`).
 //!
 //! [`Nlu::understand`] runs these steps in that order; the pieces are public for callers
-//! that need only some of them.
+//! that need only some of them. Beside the intent, a turn gets:
+//! 6. [`entities`] — [`EntityExtractor::extract`] (or [`extract_entities`] for the
+//!    built-ins): validated IDs, cards, mobiles, e-mails, dates relative to a given day,
+//!    amounts, order numbers and the designer's regex/lookup entities, with spans into the
+//!    original text;
+//! 7. [`emotion`] — [`EmotionModel::score`]: label and intensity; the session keeps an
+//!    [`EmotionHistory`] whose [`EmotionHistory::trend`] drives soothing/escalation policies.
+//!
+//! [`eval`] measures all this on labelled data (`kefu nlu eval`, `kefu emotion eval`).
 //!
 //! Everything here is synchronous, allocation-light and immutable once built (`Send +
 //! Sync`): one classifier per bot version is shared by all sessions. Classification costs a
