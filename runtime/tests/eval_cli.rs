@@ -238,3 +238,32 @@ fn nlu_eval_accepts_a_classifier_config() {
     );
     assert!(last_json(&out)["accuracy"].as_f64().unwrap() > 0.5);
 }
+
+#[test]
+fn nlu_eval_splits_one_file() {
+    let all = data("intents_en_train.csv");
+    let out = kefu(&[
+        "nlu",
+        "eval",
+        "--train",
+        path(&all),
+        "--split",
+        "0.2",
+        "--seed",
+        "7",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("split: "), "{text}");
+    assert!(last_json(&out)["accuracy"].is_number());
+    // Neither --test nor --split: clap refuses.
+    let out = kefu(&["nlu", "eval", "--train", path(&all)]);
+    assert!(!out.status.success());
+    let out = kefu(&["nlu", "eval", "--train", path(&all), "--split", "1.5"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,16 +1,25 @@
 //! Reading labelled evaluation data: JSONL or CSV, and relabelling with a `--map`.
 //!
 //! Formats, chosen by content rather than by file name (a `.txt` of JSON lines works):
-//! - **JSONL**: one object per line with `text` and a label field, the first present of
-//!   `intent`, `label`, `category`, `emotion`. Blank lines are skipped.
-//! - **CSV** (first non-blank line does not start with `{`): a header naming a `text`
-//!   column and a label column (same names as above), RFC 4180 quoting, e.g. Banking77's
-//!   `text,category`. Other columns are ignored.
+//! - **JSONL**: one object per line with a text field, the first present of [`TEXT_FIELDS`]
+//!   (`text`, `instruction`, `utterance`, `query`, `sentence`), and a label field, the first
+//!   present of [`LABEL_FIELDS`] (`intent`, `label`, `category`, `emotion`). Blank lines are
+//!   skipped.
+//! - **CSV** (first non-blank line does not start with `{`): a header naming a text column
+//!   and a label column (same names, case-insensitive), RFC 4180 quoting, e.g. Banking77's
+//!   `text,category` or Bitext's `flags,instruction,category,intent,response` (which reads
+//!   `instruction` and `intent`). Other columns are ignored.
+//!
+//! [`stratified_split`] makes a seeded train/test split of one file, per label.
 //!
 //! Errors name the file and the line, so a designer can fix the data.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 
 use serde_json::Value;
 
@@ -18,6 +27,8 @@ use crate::error::{ModelError, Result};
 
 /// Accepted names of the label field/column, in order of preference.
 pub const LABEL_FIELDS: [&str; 4] = ["intent", "label", "category", "emotion"];
+/// Accepted names of the text field/column, in order of preference.
+pub const TEXT_FIELDS: [&str; 5] = ["text", "instruction", "utterance", "query", "sentence"];
 
 /// One labelled text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,10 +118,16 @@ fn parse_jsonl(path: &Path, content: &str) -> Result<Vec<(String, String)>> {
         }
         let v: Value =
             serde_json::from_str(line).map_err(|e| data_err(path, i + 1, e.to_string()))?;
-        let text = v
-            .get("text")
-            .and_then(Value::as_str)
-            .ok_or_else(|| data_err(path, i + 1, "no string field `text`"))?;
+        let text = TEXT_FIELDS
+            .iter()
+            .find_map(|f| v.get(*f).and_then(Value::as_str))
+            .ok_or_else(|| {
+                data_err(
+                    path,
+                    i + 1,
+                    format!("no text field (one of {})", TEXT_FIELDS.join(", ")),
+                )
+            })?;
         let label = LABEL_FIELDS
             .iter()
             .find_map(|f| v.get(*f).and_then(Value::as_str))
@@ -140,7 +157,13 @@ fn parse_csv(path: &Path, content: &str) -> Result<Vec<(String, String)>> {
             .iter()
             .position(|h| h.trim().eq_ignore_ascii_case(name))
     };
-    let text_col = column("text").ok_or_else(|| data_err(path, 1, "no `text` column"))?;
+    let text_col = TEXT_FIELDS.iter().find_map(|f| column(f)).ok_or_else(|| {
+        data_err(
+            path,
+            1,
+            format!("no text column (one of {})", TEXT_FIELDS.join(", ")),
+        )
+    })?;
     let label_col = LABEL_FIELDS.iter().find_map(|f| column(f)).ok_or_else(|| {
         data_err(
             path,
@@ -164,6 +187,36 @@ fn parse_csv(path: &Path, content: &str) -> Result<Vec<(String, String)>> {
         out.push((text.to_owned(), label.trim().to_owned()));
     }
     Ok(out)
+}
+
+/// Splits `rows` into (train, test) per label: each label's rows are shuffled with `seed`
+/// and `round(n · test_fraction)` of them go to the test side (never all of a label, and
+/// none of a label with a single row). Deterministic for the same rows, fraction and seed.
+pub fn stratified_split(
+    rows: Vec<Labelled>,
+    test_fraction: f64,
+    seed: u64,
+) -> (Vec<Labelled>, Vec<Labelled>) {
+    let mut by_label: BTreeMap<String, Vec<Labelled>> = BTreeMap::new();
+    for row in rows {
+        by_label.entry(row.label.clone()).or_default().push(row);
+    }
+    let fraction = if test_fraction.is_finite() {
+        test_fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (_, mut list) in by_label {
+        list.shuffle(&mut rng);
+        let n = list.len();
+        let k = ((n as f64 * fraction).round() as usize).min(n.saturating_sub(1));
+        let rest = list.split_off(k);
+        test.extend(list);
+        train.extend(rest);
+    }
+    (train, test)
 }
 
 #[cfg(test)]
@@ -214,13 +267,46 @@ mod tests {
     }
 
     #[test]
+    fn reads_bitext_style_csv() {
+        let (_d, p) = write(
+            "flags,instruction,category,intent,response\nB,cancel order 123,ORDER,cancel_order,\"Sure, ...\"\n",
+        );
+        let rows = match load_labelled(&p, &LabelMap::default()) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(rows[0].text, "cancel order 123");
+        assert_eq!(rows[0].label, "cancel_order");
+    }
+
+    #[test]
+    fn split_is_stratified_and_seeded() {
+        let rows: Vec<Labelled> = (0..100)
+            .map(|i| Labelled {
+                text: format!("t{i}"),
+                label: if i % 4 == 0 { "a" } else { "b" }.to_owned(),
+            })
+            .chain(std::iter::once(Labelled {
+                text: "lonely".into(),
+                label: "c".into(),
+            }))
+            .collect();
+        let (train, test) = stratified_split(rows.clone(), 0.2, 7);
+        assert_eq!(test.iter().filter(|r| r.label == "a").count(), 5);
+        assert_eq!(test.iter().filter(|r| r.label == "b").count(), 15);
+        assert!(train.iter().any(|r| r.label == "c"));
+        assert_eq!(train.len() + test.len(), 101);
+        assert_eq!(stratified_split(rows, 0.2, 7).1, test);
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let (_d, p) = write("{\"text\": \"a\", \"intent\": \"x\"}\n{\"text\": \"b\"}\n");
         match load_labelled(&p, &LabelMap::default()) {
             Err(ModelError::Data { line, .. }) => assert_eq!(line, 2),
             other => panic!("{other:?}"),
         }
-        let (_d, p) = write("sentence,category\na,b\n");
+        let (_d, p) = write("words,category\na,b\n");
         assert!(matches!(
             load_labelled(&p, &LabelMap::default()),
             Err(ModelError::Data { line: 1, .. })

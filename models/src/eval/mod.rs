@@ -26,7 +26,7 @@ use crate::emotion::{EmotionExample, EmotionLabel, EmotionModel};
 use crate::error::{ModelError, Result};
 use crate::normalize::{Lang, normalize};
 
-pub use data::{LABEL_FIELDS, LabelMap, Labelled, load_labelled};
+pub use data::{LABEL_FIELDS, LabelMap, Labelled, TEXT_FIELDS, load_labelled, stratified_split};
 pub use metrics::{f1_per_label, percentile};
 
 /// The intent evaluation figures; serialises to exactly the keys scripts read.

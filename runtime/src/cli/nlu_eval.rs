@@ -8,6 +8,9 @@
 //! `f1`, `train_seconds`, `p50_us`, `p99_us`). Exit code 0 on success, 2 when the data
 //! cannot be read or a model cannot be trained (the error names file and line).
 //!
+//! `kefu nlu eval --train ALL.csv --split 0.2 [--seed 42]` evaluates on a stratified, seeded
+//! share of one file instead of a separate test file (e.g. Bitext's single CSV).
+//!
 //! The work is done by `kefu_models::eval`; this module only parses arguments and prints.
 
 use std::path::PathBuf;
@@ -15,7 +18,8 @@ use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
 use kefu_models::eval::{
-    EmotionEvalReport, LabelMap, NluEval, NluEvalOptions, emotion_eval_files, nlu_eval_files,
+    EmotionEvalReport, LabelMap, NluEval, NluEvalOptions, emotion_eval_files, load_labelled,
+    nlu_eval, nlu_eval_files, stratified_split,
 };
 use kefu_models::{ClassifierConfig, Lang};
 
@@ -38,8 +42,15 @@ pub(crate) enum NluCommand {
         #[arg(long)]
         train: PathBuf,
         /// Test data (JSONL or CSV).
+        #[arg(long, required_unless_present = "split", conflicts_with = "split")]
+        test: Option<PathBuf>,
+        /// Instead of --test: hold back this share of TRAIN (per intent, seeded) as the
+        /// test set, e.g. `--split 0.2` for a stratified 80/20 split.
         #[arg(long)]
-        test: PathBuf,
+        split: Option<f64>,
+        /// Seed of --split.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
         /// The data's language.
         #[arg(long, value_enum)]
         lang: Option<LangArg>,
@@ -101,6 +112,8 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
     let NluCommand::Eval {
         train,
         test,
+        split,
+        seed,
         lang,
         map,
         config,
@@ -121,7 +134,21 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
         }),
         config,
     };
-    match nlu_eval_files(&train, &test, &map, &options) {
+    let result = match (test, split) {
+        (Some(test), _) => nlu_eval_files(&train, &test, &map, &options),
+        (None, Some(fraction)) if fraction > 0.0 && fraction < 1.0 => load_labelled(&train, &map)
+            .and_then(|rows| {
+                let (train, test) = stratified_split(rows, fraction, seed);
+                println!(
+                    "split: {} train, {} test (fraction {fraction}, seed {seed})",
+                    train.len(),
+                    test.len()
+                );
+                nlu_eval(&train, &test, &options)
+            }),
+        (None, _) => return fail("--split must be between 0 and 1 (e.g. 0.2), or give --test"),
+    };
+    match result {
         Ok(eval) => {
             print_nlu(&eval);
             if json {
