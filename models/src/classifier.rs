@@ -3,12 +3,14 @@
 //! Training ([`IntentClassifier::train`]):
 //! 1. Example texts are normalised and featurised (see [`features`](crate::features));
 //!    intents are indexed in sorted order, so the example order only affects shuffling.
-//! 2. Unless `holdout_fraction` is 0, a stratified, seeded share of each intent's examples is
-//!    held back; a model trained on the rest is used to
+//! 2. Unless `holdout_fraction` is 0, examples are scored out of sample (see
+//!    [`calibrate`](crate::calibrate): k-fold cross-fitting for small sets, one stratified
+//!    held-back share for large ones), and those scores are used to
 //!    - fit a softmax **temperature** minimising the held-back log-loss, so confidences are
 //!      calibrated probabilities whatever the number of intents and examples, and
 //!    - when the examples include the [`OOS_INTENT`] class, choose the **confidence
-//!      threshold** that maximises the mean of in-scope accuracy and out-of-scope recall.
+//!      threshold** that maximises the mean of in-scope accuracy and out-of-scope recall
+//!      while in-scope accuracy drops by at most `oos_max_accuracy_drop`.
 //! 3. The final model is trained on all examples; without `oos` examples the threshold is
 //!    `config.min_confidence`.
 //!
@@ -18,11 +20,9 @@
 
 use std::collections::BTreeMap;
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::calibrate::{argmax, calibration_folds, fit_temperature, learn_threshold};
 use crate::config::ClassifierConfig;
 use crate::error::{ModelError, Result};
 use crate::features::SparseCounts;
@@ -123,26 +123,37 @@ impl IntentClassifier {
             seed: config.seed,
         };
 
-        let (train_idx, held_idx) = stratified_split(&data.labels, n_classes, config);
+        let folds = calibration_folds(&data.labels, n_classes, config);
+        let held_examples: usize = folds.iter().map(Vec::len).sum();
         let mut calibration = Calibration {
             temperature: 1.0,
             threshold: config.min_confidence,
             threshold_learned: false,
-            holdout_examples: held_idx.len(),
+            holdout_examples: held_examples,
             holdout_accuracy: None,
         };
-        if !held_idx.is_empty() {
-            let docs: Vec<&SparseCounts> = train_idx.iter().map(|&i| &data.docs[i]).collect();
-            let labels: Vec<usize> = train_idx.iter().map(|&i| data.labels[i]).collect();
-            let probe = LinearModel::fit(config.featurizer(), &docs, &labels, n_classes, params);
-            let held: Vec<(Vec<f32>, usize)> = held_idx
-                .iter()
-                .map(|&i| {
+        if held_examples > 0 {
+            // Cross-fitting: each fold is scored by a model that never saw it, so the
+            // temperature and threshold are fitted on honest, out-of-sample logits.
+            let mut held: Vec<(Vec<f32>, usize)> = Vec::with_capacity(held_examples);
+            let mut in_fold = vec![false; data.labels.len()];
+            for fold in &folds {
+                in_fold.fill(false);
+                for &i in fold {
+                    in_fold[i] = true;
+                }
+                let train_idx: Vec<usize> =
+                    (0..data.labels.len()).filter(|&i| !in_fold[i]).collect();
+                let docs: Vec<&SparseCounts> = train_idx.iter().map(|&i| &data.docs[i]).collect();
+                let labels: Vec<usize> = train_idx.iter().map(|&i| data.labels[i]).collect();
+                let probe =
+                    LinearModel::fit(config.featurizer(), &docs, &labels, n_classes, params);
+                for &i in fold {
                     let mut z = vec![0.0; n_classes];
                     probe.logits_into(&probe.vectorize(&data.docs[i]), &mut z);
-                    (z, data.labels[i])
-                })
-                .collect();
+                    held.push((z, data.labels[i]));
+                }
+            }
             let correct = held.iter().filter(|(z, y)| argmax(z) == *y).count();
             calibration.holdout_accuracy = Some(correct as f32 / held.len() as f32);
             calibration.temperature = fit_temperature(&held);
@@ -150,7 +161,12 @@ impl IntentClassifier {
                 held.iter().any(|(_, y)| *y == oos) && held.iter().any(|(_, y)| *y != oos)
             };
             if let Some(oos) = data.oos_class.filter(|&o| has_both(o)) {
-                calibration.threshold = learn_threshold(&held, oos, calibration.temperature);
+                calibration.threshold = learn_threshold(
+                    &held,
+                    oos,
+                    calibration.temperature,
+                    config.oos_max_accuracy_drop,
+                );
                 calibration.threshold_learned = true;
             }
         }
@@ -222,6 +238,20 @@ impl IntentClassifier {
         }
     }
 
+    /// Every class's calibrated probability for already-normalised text (the `oos` class
+    /// included when trained with it), in class-name order; empty for text without usable
+    /// features. For callers that need the whole distribution (the emotion model's blend).
+    pub fn class_probabilities(&self, text: &str) -> Vec<(String, f32)> {
+        let (x, any_features) = self.model.vectorize_text(text);
+        if !any_features {
+            return Vec::new();
+        }
+        let mut probs = vec![0.0f32; self.model.n_classes()];
+        self.model.logits_into(&x, &mut probs);
+        softmax_in_place(&mut probs, self.calibration.temperature);
+        self.classes.iter().cloned().zip(probs).collect()
+    }
+
     /// The in-scope intents this classifier knows, sorted (`oos` excluded).
     pub fn intents(&self) -> &[String] {
         &self.intents
@@ -281,127 +311,4 @@ fn prepare(examples: &[IntentExample], config: &ClassifierConfig) -> Result<Prep
         classes,
         oos_class,
     })
-}
-
-/// Splits example indices into (train, held back): per class, a seeded shuffle, then
-/// `round(n · fraction)` examples held back, never all of a class.
-fn stratified_split(
-    labels: &[usize],
-    n_classes: usize,
-    config: &ClassifierConfig,
-) -> (Vec<usize>, Vec<usize>) {
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); n_classes];
-    for (i, &y) in labels.iter().enumerate() {
-        if let Some(list) = by_class.get_mut(y) {
-            list.push(i);
-        }
-    }
-    // A different stream from the training shuffles, so the two never correlate.
-    let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5EED_5EED_5EED_5EED);
-    let mut train = Vec::with_capacity(labels.len());
-    let mut held = Vec::new();
-    for mut list in by_class {
-        list.shuffle(&mut rng);
-        let n = list.len();
-        let k = ((n as f32 * config.holdout_fraction).round() as usize).min(n.saturating_sub(1));
-        held.extend_from_slice(&list[..k]);
-        train.extend_from_slice(&list[k..]);
-    }
-    train.sort_unstable();
-    held.sort_unstable();
-    (train, held)
-}
-
-fn argmax(z: &[f32]) -> usize {
-    let mut best = 0;
-    for (k, &v) in z.iter().enumerate() {
-        if v > z[best] {
-            best = k;
-        }
-    }
-    best
-}
-
-/// The temperature in [0.05, 20] (log grid, then a finer grid around the best) minimising
-/// the mean negative log-likelihood of the held-back examples.
-fn fit_temperature(held: &[(Vec<f32>, usize)]) -> f32 {
-    let nll = |t: f32| -> f64 {
-        let mut total = 0.0f64;
-        let mut p = Vec::new();
-        for (z, y) in held {
-            p.clear();
-            p.extend_from_slice(z);
-            softmax_in_place(&mut p, t);
-            total -= f64::from(p.get(*y).copied().unwrap_or(0.0).max(1e-12)).ln();
-        }
-        total
-    };
-    let grid = |lo: f32, hi: f32, steps: usize| -> f32 {
-        let (llo, lhi) = (lo.ln(), hi.ln());
-        let mut best = (f64::INFINITY, 1.0f32);
-        for s in 0..=steps {
-            let t = (llo + (lhi - llo) * s as f32 / steps as f32).exp();
-            let v = nll(t);
-            if v < best.0 {
-                best = (v, t);
-            }
-        }
-        best.1
-    };
-    let coarse = grid(0.05, 20.0, 40);
-    grid(coarse / 1.2, coarse * 1.2, 20)
-}
-
-/// The threshold maximising `(in-scope accuracy + oos recall) / 2` on held-back examples,
-/// where an in-scope example counts when its intent is predicted and accepted, and an `oos`
-/// example when it is rejected (the `oos` class wins or confidence < threshold). Among equal
-/// scores the middle of the best plateau is taken, leaving margin on both sides.
-fn learn_threshold(held: &[(Vec<f32>, usize)], oos: usize, temperature: f32) -> f32 {
-    // (best in-scope confidence, the example counts as correct if accepted, is oos, oos won)
-    let mut rows: Vec<(f32, bool, bool, bool)> = Vec::with_capacity(held.len());
-    for (z, y) in held {
-        let mut p = z.clone();
-        softmax_in_place(&mut p, temperature);
-        let mut best = None::<usize>;
-        for (k, &v) in p.iter().enumerate() {
-            if k != oos && best.is_none_or(|b| v > p[b]) {
-                best = Some(k);
-            }
-        }
-        let Some(b) = best else { continue };
-        let oos_won = p[oos] > p[b];
-        rows.push((p[b], b == *y, *y == oos, oos_won));
-    }
-    let n_in = rows.iter().filter(|r| !r.2).count().max(1) as f32;
-    let n_oos = rows.iter().filter(|r| r.2).count().max(1) as f32;
-    let score = |t: f32| -> f32 {
-        let mut ok_in = 0.0;
-        let mut ok_oos = 0.0;
-        for &(conf, correct, is_oos, oos_won) in &rows {
-            let accepted = !oos_won && conf >= t;
-            if is_oos {
-                ok_oos += f32::from(u8::from(!accepted));
-            } else {
-                ok_in += f32::from(u8::from(accepted && correct));
-            }
-        }
-        (ok_in / n_in + ok_oos / n_oos) / 2.0
-    };
-    let mut confs: Vec<f32> = rows.iter().map(|r| r.0).collect();
-    confs.sort_by(f32::total_cmp);
-    confs.dedup();
-    // Candidates: accept everything, each midpoint between observed confidences.
-    let mut candidates = vec![0.0f32];
-    candidates.extend(confs.windows(2).map(|w| (w[0] + w[1]) / 2.0));
-    let scores: Vec<f32> = candidates.iter().map(|&t| score(t)).collect();
-    let best = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let plateau: Vec<f32> = candidates
-        .iter()
-        .zip(&scores)
-        .filter(|(_, s)| **s >= best - 1e-6)
-        .map(|(t, _)| *t)
-        .collect();
-    let lo = plateau.first().copied().unwrap_or(0.0);
-    let hi = plateau.last().copied().unwrap_or(lo);
-    ((lo + hi) / 2.0).clamp(0.0, 0.99)
 }

@@ -62,6 +62,32 @@ pub enum ModelError {
         /// The regex compiler's message.
         reason: String,
     },
+    /// An entity definition cannot be used (bad pattern, empty list or name).
+    #[error("entity `{name}` is invalid: {reason}")]
+    InvalidEntity {
+        /// The entity's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A label name that is not one of ours (e.g. an emotion dataset's `surprise`).
+    #[error("unknown label `{label}` (known: {known}); map it with --map {label}=...")]
+    UnknownLabel {
+        /// The label as given.
+        label: String,
+        /// The labels we know.
+        known: String,
+    },
+    /// An evaluation data file cannot be read or parsed.
+    #[error("{path}:{line}: {reason}")]
+    Data {
+        /// The file.
+        path: String,
+        /// One-based line number (0: the file as a whole).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Result alias for this crate.

@@ -2,7 +2,11 @@
 //!
 //! What a text is turned into (after [`normalize`](crate::normalize)):
 //! - **CJK runs** (Chinese has no spaces): character n-grams of length 1 to
-//!   `cjk_ngram_max` (unigrams, bigrams, trigrams by default) within the run.
+//!   `cjk_ngram_max` (unigrams, bigrams, trigrams by default) within the run, and, when
+//!   `cjk_words` is on, the run's words as segmented by jieba (its shipped dictionary plus
+//!   its HMM for unknown words) with adjacent-word bigrams. Character n-grams are robust to
+//!   segmentation mistakes and new words; words add the boundaries n-grams cannot see
+//!   (`不要` the word vs `不` + `要` straddling two words) at the cost of a few µs per query.
 //! - **Latin words** (letters and digits; an apostrophe between letters stays inside):
 //!   the word itself, the pair with the previous word (word bigrams), and character n-grams
 //!   of the word padded with boundary markers (`<card>` → `<ca`, `car`, `ard`, `rd>`, ...),
@@ -19,13 +23,29 @@
 //!
 //! Cost is linear in the text's length; no input can make it panic.
 
+use std::sync::LazyLock;
+
+use jieba_rs::Jieba;
+
 use crate::normalize::is_cjk;
+
+/// The segmenter, built once per process on first use (loading the dictionary takes a
+/// fraction of a second; every classifier shares it, and it is read-only afterwards).
+static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
+
+/// Loads the Chinese segmenter now rather than on the first Chinese text, so that the
+/// dictionary load does not land on a user's turn (call it at start-up; idempotent).
+pub fn warm_up_segmenter() {
+    LazyLock::force(&JIEBA);
+}
 
 /// Feature-kind seeds: distinct, arbitrary odd constants.
 const NS_CJK: u64 = 0x243F_6A88_85A3_08D3;
 const NS_WORD: u64 = 0x1319_8A2E_0370_7345;
 const NS_BIGRAM: u64 = 0xA409_3822_299F_31D1;
 const NS_CHAR: u64 = 0x082E_FA98_EC4E_6C89;
+const NS_ZH_WORD: u64 = 0x4528_21E6_38D0_1377;
+const NS_ZH_BIGRAM: u64 = 0xBE54_66CF_34E9_0C6C;
 /// Multiplier of the per-character hashing step (golden-ratio constant: spreads every input
 /// bit over the high bits, which are the ones kept).
 const STEP: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -39,6 +59,7 @@ pub(crate) struct Featurizer {
     pub(crate) char_ngram_max: usize,
     pub(crate) cjk_ngram_max: usize,
     pub(crate) word_bigrams: bool,
+    pub(crate) cjk_words: bool,
 }
 
 /// A featurised text: `(bucket, sublinear tf)` sorted by bucket, buckets unique.
@@ -69,6 +90,9 @@ impl Featurizer {
                     i += 1;
                 }
                 self.cjk_ngrams(&chars[start..i], &mut buckets);
+                if self.cjk_words && i - start > 1 {
+                    self.cjk_words(&chars[start..i], &mut buckets);
+                }
                 prev_word = None;
             } else if c.is_alphanumeric() {
                 word.clear();
@@ -124,6 +148,24 @@ impl Featurizer {
         }
     }
 
+    /// Jieba's words of one CJK run, and the pairs of adjacent words.
+    fn cjk_words(&self, run: &[char], out: &mut Vec<u32>) {
+        let text: String = run.iter().collect();
+        let mut prev: Option<u64> = None;
+        for word in JIEBA.cut(&text, true) {
+            let chars: Vec<char> = word.chars().collect();
+            let h = hash_chars(NS_ZH_WORD, &chars);
+            // Single characters are already unigram features; only their bigrams add.
+            if chars.len() > 1 {
+                out.push(self.bucket(h));
+            }
+            if let Some(p) = prev {
+                out.push(self.bucket(mix(mix(NS_ZH_BIGRAM, p), h)));
+            }
+            prev = Some(h);
+        }
+    }
+
     fn char_ngrams(&self, padded: &[char], out: &mut Vec<u32>) {
         for n in self.char_ngram_min..=self.char_ngram_max.min(padded.len()) {
             for gram in padded.windows(n) {
@@ -172,7 +214,24 @@ mod tests {
             char_ngram_max: 5,
             cjk_ngram_max: 3,
             word_bigrams: true,
+            cjk_words: false,
         }
+    }
+
+    #[test]
+    fn cjk_words_add_segmented_words() {
+        let with_words = Featurizer {
+            cjk_words: true,
+            ..fz()
+        };
+        // 我想退款: 4 + 3 + 2 n-grams; jieba gives 我 / 想 / 退款 → one multi-char word
+        // and two bigrams.
+        let plain = total(&fz().extract("我想退款"));
+        let more = total(&with_words.extract("我想退款"));
+        assert_eq!(plain, 9);
+        assert_eq!(more, 12, "{:?}", JIEBA.cut("我想退款", true));
+        // Latin text is unaffected.
+        assert_eq!(fz().extract("refund"), with_words.extract("refund"));
     }
 
     fn total(v: &SparseCounts) -> usize {

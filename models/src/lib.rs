@@ -9,16 +9,28 @@
 //!    ranking, and out-of-scope rejection (`intent: None`).
 //!
 //! [`Nlu::understand`] runs these steps in that order; the pieces are public for callers
-//! that need only some of them.
+//! that need only some of them. Beside the intent, a turn gets:
+//! 6. [`entities`] — [`EntityExtractor::extract`] (or [`extract_entities`] for the
+//!    built-ins): validated IDs, cards, mobiles, e-mails, dates relative to a given day,
+//!    amounts, order numbers and the designer's regex/lookup entities, with spans into the
+//!    original text;
+//! 7. [`emotion`] — [`EmotionModel::score`]: label and intensity; the session keeps an
+//!    [`EmotionHistory`] whose [`EmotionHistory::trend`] drives soothing/escalation policies.
+//!
+//! [`eval`] measures all this on labelled data (`kefu nlu eval`, `kefu emotion eval`).
 //!
 //! Everything here is synchronous, allocation-light and immutable once built (`Send +
 //! Sync`): one classifier per bot version is shared by all sessions. Classification costs a
 //! few microseconds; training runs at bot load (well under a second for a few thousand
 //! examples). Errors are [`ModelError`]; classification itself cannot fail.
 
+mod calibrate;
 mod classifier;
 mod config;
+pub mod emotion;
+pub mod entities;
 mod error;
+pub mod eval;
 mod features;
 mod linear;
 mod nlu;
@@ -30,7 +42,15 @@ pub use classifier::{
     Calibration, IntentClassifier, IntentExample, IntentPrediction, OOS_INTENT, RANKING_LEN,
 };
 pub use config::ClassifierConfig;
+pub use emotion::{
+    Emotion, EmotionExample, EmotionHistory, EmotionLabel, EmotionModel, EmotionTrend, EmotionTurn,
+};
+pub use entities::{
+    Entity, EntityConfig, EntityExtractor, EntityKind, LookupEntity, LookupEntry, RegexEntity,
+    extract_entities, today_at_offset,
+};
 pub use error::{ModelError, Result};
+pub use features::warm_up_segmenter;
 pub use nlu::{IntentSource, Nlu, Understanding};
 pub use normalize::{Lang, detect_lang, detect_lang_or, is_cjk, normalize};
 pub use rules::{IntentRule, IntentRules};

@@ -64,7 +64,7 @@ pub fn normalize(text: &str) -> String {
 /// Whether `c` is a character users cannot see and that carries no meaning for matching:
 /// control characters (whitespace excepted, handled by the caller), zero-width characters,
 /// the BOM, soft hyphen, bidirectional marks and variation selectors.
-fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

@@ -1,7 +1,8 @@
 //! The `kefu` command: `serve` runs the bot behind the HTTP API (reloading edited flows);
 //! `check` validates a flow directory; `test` runs its conversation tests; `chat` talks to it
-//! in the terminal. Errors go to stderr with a hint, and the exit code says what happened:
-//! 0 ok, 1 problems found (check), 2 could not start.
+//! in the terminal; `nlu eval` / `emotion eval` measure the understanding models. Errors go to
+//! stderr with a hint, and the exit code says what happened: 0 ok, 1 problems found (check,
+//! test), 2 could not start (or, for the evals, unreadable data).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,9 @@ use kefu_actors::engine::FlowEngine;
 use kefu_runtime::config::LogFormat;
 use kefu_runtime::{Config, Runtime, open_sled};
 use tracing_subscriber::EnvFilter;
+
+#[path = "cli/nlu_eval.rs"]
+mod nlu_eval;
 
 // mimalloc instead of glibc's malloc: under load, glibc's allocator took about a sixth of the
 // server's CPU (perf: _int_malloc, malloc_consolidate, cfree); mimalloc's thread-local free lists
@@ -86,6 +90,12 @@ enum Command {
         #[arg(long)]
         lang: Option<kefu_flows::Lang>,
     },
+    /// Intent understanding tools: `kefu nlu eval --train T --test T`.
+    #[command(subcommand)]
+    Nlu(nlu_eval::NluCommand),
+    /// Emotion model tools: `kefu emotion eval [--train T] --test T`.
+    #[command(subcommand)]
+    Emotion(nlu_eval::EmotionCommand),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +116,8 @@ fn main() -> ExitCode {
                 lang,
             },
         ),
+        Command::Nlu(cmd) => nlu_eval::run_nlu(cmd),
+        Command::Emotion(cmd) => nlu_eval::run_emotion(cmd),
         Command::Serve {
             config,
             flows,
