@@ -183,7 +183,7 @@ impl FlowEngine {
 impl TurnHandler for FlowEngine {
     type State = DialogState;
 
-    fn handle(
+    async fn handle(
         &self,
         state: &mut DialogState,
         turn: &TurnContext<'_>,

@@ -13,5 +13,5 @@ pub mod session;
 pub mod supervisor;
 
 pub use api::*;
-pub use handler::{HandledTurn, HandlerError, TurnContext, TurnHandler};
+pub use handler::{DEFAULT_TENANT, HandledTurn, HandlerError, TurnContext, TurnHandler};
 pub use registry::{SessionConfig, SessionRegistry, StatsView};
