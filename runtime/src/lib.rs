@@ -6,4 +6,4 @@ pub mod http;
 pub mod server;
 
 pub use config::Config;
-pub use server::{Runtime, RuntimeError, open_sled};
+pub use server::{Runtime, RuntimeBuilder, RuntimeError, open_sled};
