@@ -23,7 +23,7 @@ struct State {
 struct Echo;
 impl TurnHandler for Echo {
     type State = State;
-    fn handle(
+    async fn handle(
         &self,
         state: &mut State,
         turn: &TurnContext<'_>,

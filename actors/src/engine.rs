@@ -419,7 +419,7 @@ impl FlowEngine {
 impl TurnHandler for FlowEngine {
     type State = EngineState;
 
-    fn handle(
+    async fn handle(
         &self,
         state: &mut EngineState,
         turn: &TurnContext<'_>,

@@ -1,17 +1,29 @@
 //! What a session actor runs for each user message: a [`TurnHandler`].
 //!
-//! The handler is synchronous and works on a *copy* of the session's dialog state: the session
-//! actor commits the new state only once the turn is durable, so a handler that fails or panics
-//! leaves the durable state untouched. The production handler is [`crate::engine::FlowEngine`]
-//! (understanding + the flow interpreter); tests plug in their own.
+//! The handler is async, so a turn can await skill calls (order look-ups, remote actions) in the
+//! middle of a flow step. It works on a *copy* of the session's dialog state: the session actor
+//! commits the new state only once the turn is durable, so a handler that fails, panics (the
+//! panic is caught around the handler's future) or is still mid-way when it fails leaves the
+//! durable state untouched. A slow turn delays only its own session: every session is its own
+//! actor, so other conversations keep flowing. The production handler is
+//! [`crate::engine::FlowEngine`] (understanding + the flow interpreter); tests plug in their own.
+
+use std::future::Future;
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::api::{NluView, Reply};
 
-/// One user message as the handler sees it.
+/// The tenant of conversations whose channel did not name one.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// One user message as the handler sees it. Together with the locale the engine detects, these
+/// fields are everything a skill's `Caller` is built from: identity comes from here, never from
+/// the text.
 #[derive(Debug, Clone, Copy)]
 pub struct TurnContext<'a> {
+    /// The tenant the conversation belongs to ([`DEFAULT_TENANT`] when not configured).
+    pub tenant: &'a str,
     /// The conversation's key.
     pub session: &'a str,
     /// The user the conversation belongs to.
@@ -42,17 +54,22 @@ pub struct HandledTurn {
 pub struct HandlerError(pub String);
 
 /// The brain of a session.
+///
+/// Implementations write `async fn handle(&self, state: &mut Self::State, turn: &TurnContext<'_>)
+/// -> Result<HandledTurn, HandlerError>`; the future must be `Send` because it runs inside the
+/// session actor.
 pub trait TurnHandler: Send + Sync + 'static {
     /// The dialog state kept per session, persisted as the session's snapshot. Keep it small:
     /// it lives in memory for every active session.
     type State: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static;
 
-    /// Advances `state` by one user message.
+    /// Advances `state` by one user message. `state` is a copy: on `Err` (or a panic) the
+    /// session discards it, so the handler need not undo half-made changes.
     fn handle(
         &self,
         state: &mut Self::State,
         turn: &TurnContext<'_>,
-    ) -> Result<HandledTurn, HandlerError>;
+    ) -> impl Future<Output = Result<HandledTurn, HandlerError>> + Send;
 
     /// The reply a user gets when their message made the session fail. Bilingual by default.
     fn polite_error(&self, text: &str) -> String {

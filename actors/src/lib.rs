@@ -10,8 +10,10 @@ pub mod events;
 pub mod handler;
 pub mod registry;
 pub mod session;
+pub mod skills;
 pub mod supervisor;
 
 pub use api::*;
-pub use handler::{HandledTurn, HandlerError, TurnContext, TurnHandler};
+pub use handler::{DEFAULT_TENANT, HandledTurn, HandlerError, TurnContext, TurnHandler};
 pub use registry::{SessionConfig, SessionRegistry, StatsView};
+pub use skills::{SkillConfig, SkillHost, SkillHostError, SkillStats};

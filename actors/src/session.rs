@@ -6,7 +6,8 @@
 //! - A turn is committed atomically: the user message, the replies and the new state are one
 //!   append, idempotent by message id. The reply is sent only after that append is durable.
 //! - The handler runs on a copy of the state; the in-memory state changes only after the commit.
-//!   A handler that fails or panics therefore never changes durable state: the actor records the
+//!   The handler is async (it may await skills); a panic anywhere in its future is caught at the
+//!   await. A handler that fails or panics therefore never changes durable state: the actor records the
 //!   failure, answers with the polite error, removes itself from the registry and stops with an
 //!   error, and the next message activates a fresh actor from the store.
 //! - After more than `max_failures` failures within `failure_window`, the session is parked:
@@ -16,13 +17,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use futures::FutureExt;
 use kefu_store::{AppendOutcome, AppendRequest};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{debug, info, warn};
 
 use crate::api::{Inbound, Reply, SendError, TurnOutcome};
 use crate::events::{SNAPSHOT_VERSION, SessionEvent, Snapshot, now_ms};
-use crate::handler::{HandledTurn, TurnContext, TurnHandler};
+use crate::handler::{DEFAULT_TENANT, HandledTurn, TurnContext, TurnHandler};
 use crate::registry::{EntryShared, Shared};
 
 /// Messages a session actor handles.
@@ -166,6 +168,8 @@ impl<H: TurnHandler> SessionActor<H> {
             return TurnEnd::Done(Err(SendError::Parked));
         }
         let ctx = TurnContext {
+            // Channels do not carry a tenant yet; every conversation belongs to the default one.
+            tenant: DEFAULT_TENANT,
             session: &state.key,
             user: &state.user,
             channel: &msg.channel,
@@ -174,8 +178,11 @@ impl<H: TurnHandler> SessionActor<H> {
         };
         let mut dialog = state.snapshot.dialog.clone();
         let handler = &self.shared.handler;
-        let handled =
-            std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(&mut dialog, &ctx)));
+        // The call sits inside the async block, so a handler that panics while building its
+        // future (work before its first await) is caught just like one that panics later.
+        let handled = AssertUnwindSafe(async { handler.handle(&mut dialog, &ctx).await })
+            .catch_unwind()
+            .await;
         match handled {
             Ok(Ok(handled)) => TurnEnd::Done(self.commit(state, msg, handled, dialog).await),
             Ok(Err(err)) => self.fail(state, msg, err.to_string()).await,

@@ -8,4 +8,4 @@ pub mod reload;
 pub mod server;
 
 pub use config::Config;
-pub use server::{Runtime, RuntimeError, open_sled};
+pub use server::{Runtime, RuntimeBuilder, RuntimeError, open_sled};

@@ -3,12 +3,17 @@
 //!
 //! `Runtime::start` wires the parts; `Runtime::serve` runs the API on a listener the caller
 //! binds (tests bind `127.0.0.1:0`) until the shutdown future resolves, then stops the sessions
-//! and flushes the store, so a clean stop loses nothing either.
+//! and the skills and flushes the store, so a clean stop loses nothing either.
+//!
+//! [`RuntimeBuilder`] is how an embedding operator adds skills (plugins): register them, then
+//! build the turn handler from the finished [`SkillHost`] so flows can call them. Skill pools
+//! start with the runtime, so a skill that cannot start fails the boot, not a conversation.
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use kefu_actors::skills::{Skill, SkillConfig, SkillHost};
 use kefu_actors::{Conversations, SessionRegistry, TurnHandler};
 use kefu_store::{SledStore, Store, StoreError};
 use tokio::net::TcpListener;
@@ -26,6 +31,9 @@ pub enum RuntimeError {
     /// The session layer could not start.
     #[error("the session layer could not start: {0}")]
     Sessions(String),
+    /// A skill could not be registered or started.
+    #[error(transparent)]
+    Skills(#[from] kefu_actors::SkillHostError),
     /// The listener failed.
     #[error("cannot serve on {addr}: {source}")]
     Io {
@@ -49,26 +57,106 @@ pub async fn open_sled(dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(store))
 }
 
+/// Assembles a runtime with the skills an operator adds.
+///
+/// ```no_run
+/// # async fn boot(store: std::sync::Arc<dyn kefu_store::Store>) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use kefu_actors::engine::FlowEngine;
+/// use kefu_actors::skills::SkillConfig;
+/// use kefu_runtime::{Config, RuntimeBuilder};
+/// # let my_skill: Arc<dyn kefu_actors::skills::Skill> = unimplemented!();
+///
+/// let config = Config::default();
+/// let engine = FlowEngine::load(std::path::Path::new("bots/shop"))?;
+/// let runtime = RuntimeBuilder::new(&config, store)
+///     .skill(my_skill, SkillConfig::default())?
+///     // The handler gets the finished skill host, so flows can call the skills.
+///     .start(|_skills| Arc::new(engine))
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct RuntimeBuilder {
+    config: Config,
+    store: Arc<dyn Store>,
+    skills: SkillHost,
+}
+
+impl RuntimeBuilder {
+    /// A builder over `store` with no skills.
+    pub fn new(config: &Config, store: Arc<dyn Store>) -> Self {
+        Self {
+            config: config.clone(),
+            store,
+            skills: SkillHost::new(),
+        }
+    }
+
+    /// Adds `skill` under its own name, hosted as `hosting` says.
+    pub fn skill(
+        mut self,
+        skill: Arc<dyn Skill>,
+        hosting: SkillConfig,
+    ) -> Result<Self, RuntimeError> {
+        self.skills.register(skill, hosting)?;
+        Ok(self)
+    }
+
+    /// Uses `skills` (already filled) instead of the builder's own host.
+    pub fn skill_host(mut self, skills: SkillHost) -> Self {
+        self.skills = skills;
+        self
+    }
+
+    /// Starts the skills' pools, then the session layer with the handler `handler` builds from
+    /// the shared skill host.
+    pub async fn start<H: TurnHandler>(
+        self,
+        handler: impl FnOnce(Arc<SkillHost>) -> Arc<H>,
+    ) -> Result<Runtime<H>, RuntimeError> {
+        let skills = Arc::new(self.skills);
+        skills.start().await?;
+        let handler = handler(skills.clone());
+        let registry =
+            match SessionRegistry::start(self.store, handler, self.config.sessions.clone()).await {
+                Ok(registry) => registry,
+                Err(e) => {
+                    skills.shutdown().await;
+                    return Err(RuntimeError::Sessions(e.to_string()));
+                }
+            };
+        info!(skills = ?skills.names(), "Runtime started");
+        Ok(Runtime {
+            registry,
+            skills,
+            http: Arc::new(self.config.http.clone()),
+        })
+    }
+}
+
 /// A started runtime, ready to serve.
 pub struct Runtime<H: TurnHandler> {
     registry: SessionRegistry<H>,
+    skills: Arc<SkillHost>,
     http: Arc<HttpConfig>,
 }
 
 impl<H: TurnHandler> Runtime<H> {
-    /// Starts the session layer over `store` with `handler` as every session's brain.
+    /// Starts the session layer over `store` with `handler` as every session's brain and no
+    /// skills; use [`RuntimeBuilder`] to add skills.
     pub async fn start(
         config: &Config,
         store: Arc<dyn Store>,
         handler: Arc<H>,
     ) -> Result<Self, RuntimeError> {
-        let registry = SessionRegistry::start(store, handler, config.sessions.clone())
+        RuntimeBuilder::new(config, store)
+            .start(move |_| handler)
             .await
-            .map_err(|e| RuntimeError::Sessions(e.to_string()))?;
-        Ok(Self {
-            registry,
-            http: Arc::new(config.http.clone()),
-        })
+    }
+
+    /// The skills flows can call (for stats and tests).
+    pub fn skills(&self) -> &Arc<SkillHost> {
+        &self.skills
     }
 
     /// The session registry (for stats, hot reload and tests).
@@ -98,8 +186,9 @@ impl<H: TurnHandler> Runtime<H> {
             .unwrap_or_default();
         let app = self.router();
         let served = crate::http::serve(listener, app, shutdown).await;
-        info!("Stopping sessions and flushing the store");
+        info!("Stopping sessions and skills, and flushing the store");
         self.registry.shutdown().await;
+        self.skills.shutdown().await;
         served.map_err(|source| RuntimeError::Io { addr, source })
     }
 }

@@ -22,7 +22,7 @@ struct Fragile;
 impl TurnHandler for Fragile {
     type State = Turns;
 
-    fn handle(
+    async fn handle(
         &self,
         state: &mut Turns,
         turn: &TurnContext<'_>,

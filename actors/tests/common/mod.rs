@@ -13,13 +13,14 @@ pub struct Count {
     pub count: u64,
 }
 
-/// Replies `"<n>: <text>"`. `panic` panics, `fail` errors, `sleep:<ms>` blocks the turn.
+/// Replies `"<n>: <text>"`. `panic` panics, `fail` errors, `sleep:<ms>` awaits that long (as a
+/// slow skill would), `late-panic` panics after an await, `tenant` answers the turn's tenant.
 pub struct CountingHandler;
 
 impl TurnHandler for CountingHandler {
     type State = Count;
 
-    fn handle(
+    async fn handle(
         &self,
         state: &mut Count,
         turn: &TurnContext<'_>,
@@ -31,9 +32,21 @@ impl TurnHandler for CountingHandler {
         if turn.text == "fail" {
             return Err(HandlerError("test failure on purpose".into()));
         }
+        if turn.text == "late-panic" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            panic!("test panic after an await");
+        }
+        if turn.text == "tenant" {
+            return Ok(HandledTurn {
+                replies: vec![Reply {
+                    text: turn.tenant.to_owned(),
+                }],
+                ..HandledTurn::default()
+            });
+        }
         if let Some(ms) = turn.text.strip_prefix("sleep:") {
             let ms: u64 = ms.parse().unwrap_or(10);
-            std::thread::sleep(Duration::from_millis(ms));
+            tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         Ok(HandledTurn {
             replies: vec![Reply {

@@ -197,7 +197,8 @@ impl SkillOutcome {
 
 /// A skill could not answer. Counts against the skill's circuit breaker; the flow falls back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "error", rename_all = "snake_case")]
+// Adjacently tagged: internal tagging cannot carry the newtype string variants.
+#[serde(tag = "error", content = "detail", rename_all = "snake_case")]
 pub enum SkillError {
     /// An argument the flow passed is missing or has the wrong shape (a bot design error).
     #[error("argument `{name}`: {reason}")]
@@ -275,6 +276,32 @@ mod tests {
             serde_json::from_value(json!({"outcome": "declined", "reason": "not yours"})).unwrap();
         assert_eq!(back, SkillOutcome::declined("not yours"));
         assert_eq!(back.kind(), "declined");
+    }
+
+    #[test]
+    fn every_error_serialises_and_round_trips() {
+        let errors = [
+            SkillError::BadArgument {
+                name: "order_id".into(),
+                reason: "missing".into(),
+            },
+            SkillError::Backend("down".into()),
+            SkillError::Config("no url".into()),
+            SkillError::Timeout { ms: 5 },
+            SkillError::Panicked("boom".into()),
+            SkillError::CircuitOpen("orders".into()),
+            SkillError::Unknown("x".into()),
+        ];
+        for e in errors {
+            let json = serde_json::to_value(&e).unwrap();
+            assert!(json.get("error").is_some(), "{json}");
+            let back: SkillError = serde_json::from_value(json).unwrap();
+            assert_eq!(back, e);
+        }
+        assert_eq!(
+            serde_json::to_value(SkillError::Backend("down".into())).unwrap(),
+            json!({"error": "backend", "detail": "down"})
+        );
     }
 
     #[test]
