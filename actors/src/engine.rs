@@ -2,8 +2,10 @@
 //! (kefu-flows).
 //!
 //! One turn: normalise the text, apply the bot's synonyms, detect the language, classify the
-//! intent, run one interpreter step, turn its effects into replies. Everything here is
-//! synchronous and allocation-light; it runs inside the session actor.
+//! intent, find entities, score the emotion and update the session's emotion history, run one
+//! interpreter step, and while the interpreter waits on a skill (`call:`) or on generated text
+//! (`generate:`), run it through the [`SkillHost`] (or the configured generator) and resume.
+//! Understanding and the interpreter are synchronous; only skills and generation await.
 //!
 //! **Versions.** The compiled bot (flows + trained classifier) sits behind an `ArcSwap` so a
 //! reload swaps it atomically while sessions keep running. A session in the middle of a flow is
@@ -21,14 +23,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use kefu_flows::{Bot, Diagnostic, DialogState, Effect, Lang, TurnInput};
-use kefu_models::{ClassifierConfig, IntentClassifier, IntentExample, IntentRules, Nlu, Synonyms};
+use kefu_flows::{Bot, Diagnostic, DialogState, Effect, External, Lang, SkillResult, TurnInput};
+use kefu_models::{
+    ClassifierConfig, EmotionHistory, EmotionModel, EntityExtractor, IntentClassifier,
+    IntentExample, IntentRules, Nlu, Synonyms,
+};
+use kefu_plugin::{Caller, SkillError, SkillOutcome, SkillRequest};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use unicode_normalization::UnicodeNormalization;
 
 use crate::api::{NluView, Reply};
-use crate::handler::{HandledTurn, HandlerError, TurnContext, TurnHandler};
+use crate::handler::{DEFAULT_TENANT, HandledTurn, HandlerError, TurnContext, TurnHandler};
+use crate::skills::SkillHost;
+use crate::understand::{self, Understood};
 
 /// Older bot versions kept alive for sessions pinned mid-flow (the current one not counted).
 /// When a reload pushes past it, the least recently used old version is released.
@@ -89,6 +96,10 @@ pub struct EngineState {
     /// (an order number, an e-mail address), so an English conversation stays in English.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
+    /// The emotion of the user's recent messages (bounded), persisted with the session so
+    /// policies see the trend across restarts and passivation.
+    #[serde(default, skip_serializing_if = "EmotionHistory::is_empty")]
+    pub emotion: EmotionHistory,
 }
 
 impl EngineState {
@@ -107,9 +118,12 @@ pub struct TurnReport {
     pub handoff: Option<String>,
     /// True when the turn ended the whole conversation.
     pub ended: bool,
-    /// The user's emotion, when an emotion model is configured. Hook: kefu-models has no
-    /// emotion model yet; this stays `None` until it does, and `kefu chat /debug` shows it.
+    /// The user's emotion in this message (`anger`, `anxiety`, `sadness`, `joy`, `neutral`)
+    /// with its intensity, e.g. `anger 0.82`.
     pub emotion: Option<String>,
+    /// Skills the turn called, in order, with their outcome (`found`, `not_found`, ..., or the
+    /// error kind), for the transcript and `kefu chat /debug`.
+    pub calls: Vec<(String, String)>,
     /// The bot version that ran the turn.
     pub bot_version: String,
 }
@@ -119,6 +133,8 @@ pub struct CompiledBot {
     /// The flows.
     pub bot: Bot,
     nlu: Nlu,
+    entities: EntityExtractor,
+    emotion: EmotionModel,
     /// How long training took, in milliseconds.
     pub train_ms: f64,
     /// Training examples used.
@@ -142,9 +158,13 @@ impl CompiledBot {
         }
         let classifier = IntentClassifier::train(&examples, &ClassifierConfig::default())
             .map_err(|e| EngineLoadError::Model(e.to_string()))?;
+        let entities = EntityExtractor::new(&understand::entity_config(&bot))
+            .map_err(|e| EngineLoadError::Model(e.to_string()))?;
         Ok(Self {
             bot,
             nlu: Nlu::new(classifier, synonyms, IntentRules::default()),
+            entities,
+            emotion: EmotionModel::default(),
             train_ms: started.elapsed().as_secs_f64() * 1000.0,
             examples: examples.len(),
         })
@@ -155,46 +175,122 @@ impl CompiledBot {
         self.bot.version()
     }
 
-    /// Understands `text` and runs one step.
+    /// Understands `text` and runs one turn with no skills or generator: every `call:` and
+    /// `generate:` is answered as failed (the flow takes its error route). For replays and
+    /// tools that must not reach services; the runtime uses [`FlowEngine::turn`].
     pub fn turn(
         &self,
         state: &DialogState,
         text: &str,
         channel: &str,
     ) -> (DialogState, HandledTurn) {
-        let (next, report) = self.run(state, text, channel, None);
+        let mut history = EmotionHistory::new();
+        let meta = TurnMeta {
+            channel,
+            ..TurnMeta::default()
+        };
+        let (next, report) = self.run(state, &mut history, text, &meta, None);
         (next, report.handled)
     }
 
-    /// Understands `text` and runs one step, reporting everything the turn did.
-    /// `session_lang` is the language of the conversation so far, used when `text` shows
-    /// none (default: the bot's default language).
-    pub fn run(
-        &self,
-        state: &DialogState,
-        text: &str,
-        channel: &str,
-        session_lang: Option<Lang>,
-    ) -> (DialogState, TurnReport) {
+    /// Understands one message: intent, entities, emotion.
+    fn understand(&self, text: &str, session_lang: Option<Lang>) -> Understood {
         let fallback_lang = session_lang.unwrap_or(self.bot.settings().default_language);
         let understood = self.nlu.understand(text, to_models_lang(fallback_lang));
-        let lang = Lang::from_code(understood.lang.as_str()).unwrap_or(fallback_lang);
-        let prediction = understood.prediction;
-        let words = slot_text(text);
-        let mut input = TurnInput::new(&words, lang).on_channel(channel);
-        if let Some(intent) = prediction.intent.as_deref() {
-            input = input.with_intent(intent, prediction.confidence);
+        let today = kefu_models::today_at_offset(CHINA_UTC_OFFSET_MINUTES);
+        let found = self.entities.extract(text, today);
+        // An order number or an e-mail address is written in Latin letters whatever language
+        // the user speaks: a message with no words besides such values keeps the conversation's
+        // language instead of switching a Chinese conversation to English.
+        let lang = if understand::only_values(text, &found) {
+            fallback_lang
+        } else {
+            Lang::from_code(understood.lang.as_str()).unwrap_or(fallback_lang)
+        };
+        let entities = found
+            .iter()
+            .filter_map(understand::to_flow_entity)
+            .collect();
+        Understood {
+            words: understand::slot_text(text),
+            lang,
+            intent: understood.prediction.intent,
+            confidence: understood.prediction.confidence,
+            entities,
+            emotion: self.emotion.score(text),
         }
-        let step = kefu_flows::step(&self.bot, state, &input);
+    }
+
+    /// Runs one turn synchronously, answering external waits as failed (see [`Self::turn`]).
+    fn run(
+        &self,
+        state: &DialogState,
+        history: &mut EmotionHistory,
+        text: &str,
+        meta: &TurnMeta<'_>,
+        session_lang: Option<Lang>,
+    ) -> (DialogState, TurnReport) {
+        let u = self.understand(text, session_lang);
+        history.push(&u.emotion);
+        let input = self.input(&u, history, meta);
+        let mut effects = Vec::new();
+        let mut step = kefu_flows::step(&self.bot, state, &input);
+        let mut calls = Vec::new();
+        for _ in 0..MAX_EXTERNAL_PER_TURN {
+            let Some(pending) = step.pending().cloned() else {
+                break;
+            };
+            let result = match &pending {
+                Effect::Call { skill, .. } => {
+                    calls.push((skill.clone(), "error".to_owned()));
+                    External::Skill(SkillResult::other("error", "no skills here"))
+                }
+                _ => External::Generated(Err("no language model configured".to_owned())),
+            };
+            effects.extend(step.effects.drain(..).filter(|e| !e.is_pending()));
+            step = kefu_flows::resume(&self.bot, &step.state, &input, result);
+        }
+        effects.append(&mut step.effects);
+        self.report(step.state, effects, &u, calls)
+    }
+
+    /// The interpreter's view of an understood message.
+    fn input<'a>(
+        &self,
+        u: &'a Understood,
+        history: &EmotionHistory,
+        meta: &'a TurnMeta<'a>,
+    ) -> TurnInput<'a> {
+        let mut input = TurnInput::new(&u.words, u.lang)
+            .on_channel(meta.channel)
+            .from_user(meta.user)
+            .with_signals(understand::signals(&u.emotion, &history.trend(), meta.tags));
+        for e in &u.entities {
+            input = input.with_entity(&e.name, e.value.clone());
+        }
+        if let Some(intent) = u.intent.as_deref() {
+            input = input.with_intent(intent, u.confidence);
+        }
+        input
+    }
+
+    /// Turns the effects of a whole turn into the report the session records and sends.
+    fn report(
+        &self,
+        state: DialogState,
+        effects: Vec<Effect>,
+        u: &Understood,
+        calls: Vec<(String, String)>,
+    ) -> (DialogState, TurnReport) {
         let mut replies = Vec::new();
         let mut handoff = None;
         let mut ended = false;
-        for effect in &step.effects {
+        for effect in &effects {
             match effect {
                 Effect::Say { text } => replies.push(Reply { text: text.clone() }),
                 Effect::Handoff { reason, .. } => handoff = Some(reason.clone()),
                 Effect::End => ended = true,
-                // Effects added to the language later are not visible to the user here.
+                // Experiments and other bookkeeping effects are not visible to the user.
                 _ => {}
             }
         }
@@ -202,40 +298,70 @@ impl CompiledBot {
             // The interpreter always produces a visible effect; a hand-off or an end without
             // words still deserves a sentence.
             replies.push(Reply {
-                text: match lang {
+                text: match u.lang {
                     Lang::Zh => "好的，正在为您转接人工客服，请稍候。".to_owned(),
                     _ => "Alright, I'm passing you to a colleague now; please hold on.".to_owned(),
                 },
             });
         }
-        let active_flow = step.state.active.as_ref().map(|f| f.flow.clone());
+        let active_flow = state.active.as_ref().map(|f| f.flow.clone());
         let report = TurnReport {
             handled: HandledTurn {
                 replies,
                 nlu: Some(NluView {
-                    intent: prediction.intent,
-                    confidence: prediction.confidence,
-                    lang: lang.as_str().to_owned(),
+                    intent: u.intent.clone(),
+                    confidence: u.confidence,
+                    lang: u.lang.as_str().to_owned(),
                 }),
                 active_flow,
             },
             handoff,
             ended,
-            emotion: None,
+            emotion: Some(format!(
+                "{} {:.2}",
+                u.emotion.label.as_str(),
+                u.emotion.intensity
+            )),
+            calls,
             bot_version: self.bot.version().to_owned(),
         };
-        (step.state, report)
+        (state, report)
     }
 }
 
-/// The user's words as the interpreter sees them (slot values, the `text` template variable):
-/// NFKC (full-width letters and digits become ASCII) with whitespace collapsed, but case and
-/// wording kept. Lowercasing and synonyms are for the classifier only: `不想要了` is a synonym
-/// of 退货 for intents, yet as a return reason it means "changed my mind"; a company name on an
-/// invoice keeps its capitals.
-fn slot_text(raw: &str) -> String {
-    let nfkc: String = raw.nfkc().collect();
-    nfkc.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Most skill calls and generations one turn may make, whatever the flow does (a loop of
+/// `call:` steps is also bounded by the interpreter's own step budget).
+pub const MAX_EXTERNAL_PER_TURN: usize = 8;
+
+/// Dates such as 明天 are resolved in China's time zone (UTC+8), where the shipped bot's
+/// customers are; an offset per tenant belongs in the config when there are tenants elsewhere.
+const CHINA_UTC_OFFSET_MINUTES: i32 = 8 * 60;
+
+/// Who a turn is for, beyond its text.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnMeta<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// The user (skills scope data by it; A/B variants are assigned by it).
+    pub user: &'a str,
+    /// The conversation's key.
+    pub session: &'a str,
+    /// The channel (reply variants depend on it).
+    pub channel: &'a str,
+    /// The user's tags (`vip`, ...), as the channel or CRM supplied them.
+    pub tags: &'a [String],
+}
+
+impl Default for TurnMeta<'_> {
+    fn default() -> Self {
+        TurnMeta {
+            tenant: DEFAULT_TENANT,
+            user: "",
+            session: "",
+            channel: "",
+            tags: &[],
+        }
+    }
 }
 
 /// What [`FlowEngine::swap`] did.
@@ -270,12 +396,23 @@ pub struct FlowEngine {
     /// sessions pinned to a non-current version.
     retained: Mutex<Vec<Retained>>,
     pin_retention: Duration,
+    skills: Arc<SkillHost>,
 }
 
 impl FlowEngine {
     /// Loads, validates and compiles the bot in `dir`.
     pub fn load(dir: &Path) -> Result<Self, EngineLoadError> {
         Ok(Self::from_compiled(Self::compile_dir(dir)?))
+    }
+
+    /// Loads, validates and compiles the bot in `dir` with loader options (e.g. the skills
+    /// that exist, so a `call:` of an unknown skill is an error with its position).
+    pub fn load_with(
+        dir: &Path,
+        options: &kefu_flows::LoadOptions,
+    ) -> Result<Self, EngineLoadError> {
+        let bot = Bot::load_dir_with(dir, options).map_err(EngineLoadError::Flows)?;
+        Ok(Self::from_compiled(CompiledBot::compile(bot)?))
     }
 
     /// Loads, validates and compiles the bot in `dir` without installing it (CPU-heavy: the
@@ -291,7 +428,19 @@ impl FlowEngine {
             current: ArcSwap::from_pointee(compiled),
             retained: Mutex::new(Vec::new()),
             pin_retention: DEFAULT_PIN_RETENTION,
+            skills: Arc::new(SkillHost::new()),
         }
+    }
+
+    /// The same engine calling `skills` for the flows' `call:` steps.
+    pub fn with_skills(mut self, skills: Arc<SkillHost>) -> Self {
+        self.skills = skills;
+        self
+    }
+
+    /// The skills the flows can call.
+    pub fn skills(&self) -> &Arc<SkillHost> {
+        &self.skills
     }
 
     /// The same engine releasing old versions `retention` after their last use.
@@ -364,17 +513,80 @@ impl FlowEngine {
     }
 
     /// Runs one turn of a session: on its pinned version while mid-flow, else on the current
-    /// bot; updates `state` (dialog, pin and language) in place. Synchronous and total.
-    pub fn step(&self, state: &mut EngineState, text: &str, channel: &str) -> TurnReport {
+    /// bot; updates `state` (dialog, pin, language, emotion history) in place. Skills the
+    /// flow calls run on the engine's [`SkillHost`]; their failures take the flow's error
+    /// route, so the turn always completes.
+    pub async fn step(
+        &self,
+        state: &mut EngineState,
+        text: &str,
+        meta: &TurnMeta<'_>,
+    ) -> TurnReport {
         let bot = self.bot_for(state);
         let session_lang = state.lang.as_deref().and_then(Lang::from_code);
-        let (next, report) = bot.run(&state.dialog, text, channel, session_lang);
+        let u = bot.understand(text, session_lang);
+        state.emotion.push(&u.emotion);
+        let input = bot.input(&u, &state.emotion, meta);
+        let mut step = kefu_flows::step(&bot.bot, &state.dialog, &input);
+        let mut effects = Vec::new();
+        let mut calls = Vec::new();
+        for _ in 0..MAX_EXTERNAL_PER_TURN {
+            let Some(pending) = step.pending().cloned() else {
+                break;
+            };
+            let result = match pending {
+                Effect::Call { skill, args } => {
+                    let outcome = self.call(&skill, args, meta, u.lang).await;
+                    calls.push((skill, outcome.outcome.clone()));
+                    External::Skill(outcome)
+                }
+                // The LLM actor is not wired in yet: the flow's `fallback:` text answers.
+                _ => External::Generated(Err("no language model configured".to_owned())),
+            };
+            effects.extend(step.effects.drain(..).filter(|e| !e.is_pending()));
+            step = kefu_flows::resume(&bot.bot, &step.state, &input, result);
+        }
+        if step.pending().is_some() {
+            // Budget spent with the flow still waiting: fail the wait so the state is clean.
+            effects.extend(step.effects.drain(..).filter(|e| !e.is_pending()));
+            let failed = External::Skill(SkillResult::other("error", "too many calls in one turn"));
+            step = kefu_flows::resume(&bot.bot, &step.state, &input, failed);
+        }
+        effects.append(&mut step.effects);
+        let (next, report) = bot.report(step.state, effects, &u, calls);
         state.dialog = next;
         state.bot_version = state.is_mid_flow().then(|| report.bot_version.clone());
         if let Some(nlu) = &report.handled.nlu {
             state.lang = Some(nlu.lang.clone());
         }
         report
+    }
+
+    /// Calls one skill for the flow, with the caller's identity from the session (never from
+    /// the message), and translates the answer into the interpreter's vocabulary.
+    async fn call(
+        &self,
+        skill: &str,
+        args: serde_json::Map<String, serde_json::Value>,
+        meta: &TurnMeta<'_>,
+        lang: Lang,
+    ) -> SkillResult {
+        let caller = Caller {
+            tenant: meta.tenant.to_owned(),
+            user: meta.user.to_owned(),
+            session: meta.session.to_owned(),
+            channel: meta.channel.to_owned(),
+            locale: lang.as_str().to_owned(),
+        };
+        let mut req = SkillRequest::new(skill, caller);
+        req.args = args;
+        match self.skills.call(req).await {
+            Ok(outcome) => skill_result(outcome),
+            Err(e) => {
+                tracing::warn!(skill, error = %e, "skill call failed; the flow takes its error route");
+                SkillResult::other("error", error_message(&e))
+            }
+        }
     }
 
     /// The bot a session's next turn runs on.
@@ -416,6 +628,33 @@ impl FlowEngine {
     }
 }
 
+/// The interpreter's view of a skill's answer.
+fn skill_result(outcome: SkillOutcome) -> SkillResult {
+    let kind = outcome.kind();
+    match outcome {
+        SkillOutcome::Found { data, messages } => {
+            let mut r = SkillResult::found(data);
+            if !messages.is_empty() {
+                r.message = Some(messages.join("\n"));
+            }
+            r
+        }
+        SkillOutcome::NotFound { reason } => SkillResult {
+            outcome: kind.to_owned(),
+            data: serde_json::Value::Null,
+            message: reason,
+        },
+        SkillOutcome::Declined { reason } | SkillOutcome::NeedsHuman { reason } => {
+            SkillResult::other(kind, reason)
+        }
+    }
+}
+
+/// A skill error as the flow may see it: the kind only, never back-end details.
+fn error_message(e: &SkillError) -> String {
+    crate::skills::error_kind(e).to_owned()
+}
+
 impl TurnHandler for FlowEngine {
     type State = EngineState;
 
@@ -424,7 +663,14 @@ impl TurnHandler for FlowEngine {
         state: &mut EngineState,
         turn: &TurnContext<'_>,
     ) -> Result<HandledTurn, HandlerError> {
-        Ok(self.step(state, turn.text, turn.channel).handled)
+        let meta = TurnMeta {
+            tenant: turn.tenant,
+            user: turn.user,
+            session: turn.session,
+            channel: turn.channel,
+            tags: &[],
+        };
+        Ok(self.step(state, turn.text, &meta).await.handled)
     }
 }
 
@@ -460,10 +706,20 @@ mod tests {
         CompiledBot::compile(Bot::load_files("shop", &files).unwrap()).unwrap()
     }
 
+    /// One turn on the web channel, driven to completion on this thread (no skills here).
+    fn step_web(engine: &FlowEngine, state: &mut EngineState, text: &str) -> TurnReport {
+        let meta = TurnMeta {
+            channel: "web",
+            user: "u-test",
+            ..TurnMeta::default()
+        };
+        futures::executor::block_on(engine.step(state, text, &meta))
+    }
+
     const ORDER_PROMPT: &str = "请告诉我需要处理的订单号。";
 
     fn say(engine: &FlowEngine, state: &mut EngineState, text: &str) -> String {
-        let report = engine.step(state, text, "web");
+        let report = step_web(engine, state, text);
         report
             .handled
             .replies
@@ -502,7 +758,7 @@ mod tests {
         assert!(!old.is_mid_flow(), "{old:?}");
         assert_eq!(old.bot_version, None);
         // Every slot is known now, so the next flow runs to its end in one turn: on v2.
-        let report = engine.step(&mut old, "我要退货", "web");
+        let report = step_web(&engine, &mut old, "我要退货");
         assert_eq!(report.bot_version, to);
         assert_eq!(old.bot_version, None);
     }

@@ -12,6 +12,7 @@ pub mod registry;
 pub mod session;
 pub mod skills;
 pub mod supervisor;
+mod understand;
 
 pub use api::*;
 pub use handler::{DEFAULT_TENANT, HandledTurn, HandlerError, TurnContext, TurnHandler};

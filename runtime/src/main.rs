@@ -12,7 +12,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use kefu_actors::engine::FlowEngine;
 use kefu_runtime::config::LogFormat;
-use kefu_runtime::{Config, Runtime, open_sled};
+use kefu_runtime::{Config, RuntimeBuilder, open_sled_store};
 use tracing_subscriber::EnvFilter;
 
 #[path = "cli/nlu_eval.rs"]
@@ -89,6 +89,9 @@ enum Command {
         /// The conversation's language for messages that show none (zh or en).
         #[arg(long)]
         lang: Option<kefu_flows::Lang>,
+        /// The user to chat as (the demo orders belong to u-alice, u-bob, u-wang and u-li).
+        #[arg(long, default_value = "u-alice")]
+        user: String,
     },
     /// Intent understanding tools: `kefu nlu eval --train T --test T`.
     #[command(subcommand)]
@@ -108,12 +111,14 @@ fn main() -> ExitCode {
             debug,
             channel,
             lang,
+            user,
         } => cli::chat::run(
             &dir,
             cli::chat::ChatOptions {
                 debug,
                 channel,
                 lang,
+                user,
             },
         ),
         Command::Nlu(cmd) => nlu_eval::run_nlu(cmd),
@@ -190,7 +195,11 @@ fn init_logs(cfg: &Config) {
 }
 
 fn check(dir: PathBuf) -> ExitCode {
-    match FlowEngine::load(&dir) {
+    // Skills an embedding operator registers in code are unknown here; `kefu check` knows the
+    // built-in ones, which is what the shipped binary serves.
+    let options =
+        kefu_flows::LoadOptions::with_known_skills(kefu_runtime::builtin::builtin_skill_names());
+    match FlowEngine::load_with(&dir, &options) {
         Ok(engine) => {
             println!("{}: ok ({})", dir.display(), engine.summary());
             ExitCode::SUCCESS
@@ -203,21 +212,41 @@ fn check(dir: PathBuf) -> ExitCode {
 }
 
 async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
-    let engine = FlowEngine::load(&cfg.flows)
+    let sled = open_sled_store(&cfg.data_dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Tickets share the session store's database: one data directory, one lock, one backup.
+    let tickets: Arc<dyn kefu_tickets::TicketStore> = Arc::new(
+        kefu_tickets::SledTicketStore::new(sled.db().clone())
+            .map_err(|e| format!("the ticket store does not open: {e}"))?,
+    );
+    let builtins = kefu_runtime::builtin::builtin_skills(&cfg.flows, tickets.clone(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let options = kefu_flows::LoadOptions::with_known_skills(builtins.host.names());
+    let engine = FlowEngine::load_with(&cfg.flows, &options)
         .map_err(|e| format!("the flows in {} do not load:\n{e}", cfg.flows.display()))?;
     tracing::info!(flows = %cfg.flows.display(), summary = %engine.summary(), "Flows loaded");
-    let engine = Arc::new(engine);
-    if hot_reload {
+    let skills = builtins.detach();
+    let store: Arc<dyn kefu_store::Store> = sled;
+    let mut shared_engine = None;
+    let runtime = RuntimeBuilder::new(&cfg, store)
+        .skill_host(skills)
+        .routes(kefu_tickets::api::router(tickets))
+        .start(|skills| {
+            let engine = Arc::new(engine.with_skills(skills));
+            shared_engine = Some(engine.clone());
+            engine
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if hot_reload && let Some(engine) = shared_engine {
         kefu_runtime::reload::spawn(
-            engine.clone(),
+            engine,
             cfg.flows.clone(),
             kefu_runtime::reload::ReloadConfig::default(),
         );
     }
-    let store = open_sled(&cfg.data_dir).await.map_err(|e| e.to_string())?;
-    let runtime = Runtime::start(&cfg, store, engine)
-        .await
-        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}\n  hint: is another kefu running? use --listen 127.0.0.1:0 for a free port", cfg.listen))?;

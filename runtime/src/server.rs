@@ -57,6 +57,19 @@ pub async fn open_sled(dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(store))
 }
 
+/// Opens the embedded sled store in `dir` as its concrete type, for callers that share its
+/// database with other durable parts (tickets, the agent queue).
+pub async fn open_sled_store(dir: &Path) -> Result<Arc<SledStore>, StoreError> {
+    let dir = dir.to_owned();
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
+        .await
+        .map_err(|e| StoreError::Io {
+            op: "open",
+            detail: e.to_string(),
+        })??;
+    Ok(Arc::new(store))
+}
+
 /// Assembles a runtime with the skills an operator adds.
 ///
 /// ```no_run
@@ -80,6 +93,7 @@ pub struct RuntimeBuilder {
     config: Config,
     store: Arc<dyn Store>,
     skills: SkillHost,
+    routes: Vec<axum::Router>,
 }
 
 impl RuntimeBuilder {
@@ -89,7 +103,14 @@ impl RuntimeBuilder {
             config: config.clone(),
             store,
             skills: SkillHost::new(),
+            routes: Vec::new(),
         }
+    }
+
+    /// Serves `routes` beside the API (e.g. the tickets REST API), behind the same API keys.
+    pub fn routes(mut self, routes: axum::Router) -> Self {
+        self.routes.push(routes);
+        self
     }
 
     /// Adds `skill` under its own name, hosted as `hosting` says.
@@ -130,6 +151,7 @@ impl RuntimeBuilder {
             registry,
             skills,
             http: Arc::new(self.config.http.clone()),
+            routes: self.routes,
         })
     }
 }
@@ -139,6 +161,7 @@ pub struct Runtime<H: TurnHandler> {
     registry: SessionRegistry<H>,
     skills: Arc<SkillHost>,
     http: Arc<HttpConfig>,
+    routes: Vec<axum::Router>,
 }
 
 impl<H: TurnHandler> Runtime<H> {
@@ -167,10 +190,14 @@ impl<H: TurnHandler> Runtime<H> {
     /// The HTTP application, for serving or for `oneshot` tests.
     pub fn router(&self) -> axum::Router {
         let conversations: Arc<dyn Conversations> = Arc::new(self.registry.clone());
-        crate::http::app(AppState {
+        let mut app = crate::http::app(AppState {
             conversations,
             config: self.http.clone(),
-        })
+        });
+        for routes in &self.routes {
+            app = app.merge(crate::http::protect(routes.clone(), &self.http));
+        }
+        app
     }
 
     /// Serves the API on `listener` until `shutdown` resolves, then stops every session and

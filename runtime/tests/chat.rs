@@ -56,7 +56,8 @@ fn a_piped_conversation_gets_replies_and_debug_details() {
     for part in [
         "confidence=",
         "lang=",
-        "emotion=n/a",
+        "emotion=neutral",
+        "calls=orders:found",
         "flow=-",
         r#"order_id="A12345678""#,
         "bot=",

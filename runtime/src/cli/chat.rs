@@ -11,7 +11,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use kefu_actors::engine::{EngineState, FlowEngine, TurnReport};
+use std::sync::Arc;
+
+use kefu_actors::engine::{EngineState, FlowEngine, TurnMeta, TurnReport};
 use kefu_flows::Lang;
 
 /// Options of a chat session.
@@ -22,12 +24,41 @@ pub(crate) struct ChatOptions {
     pub(crate) channel: String,
     /// The conversation's language before the first message.
     pub(crate) lang: Option<Lang>,
+    /// The user the conversation belongs to (skills such as `orders` answer for this user).
+    pub(crate) user: String,
 }
 
 /// Loads the bot and chats over stdin/stdout until `/quit` or end of input.
 pub(crate) fn run(dir: &Path, options: ChatOptions) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The built-in skills, as under `kefu serve` (tickets kept in memory for the chat).
+    let tickets: Arc<dyn kefu_tickets::TicketStore> =
+        Arc::new(kefu_tickets::MemoryTicketStore::new());
+    let mut builtins = match rt.block_on(kefu_runtime::builtin::builtin_skills(dir, tickets, None))
+    {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: the built-in skills could not start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let host = Arc::new(std::mem::take(&mut builtins.host));
+    if let Err(e) = rt.block_on(host.start()) {
+        eprintln!("error: the built-in skills could not start: {e}");
+        return ExitCode::from(2);
+    }
     let engine = match FlowEngine::load(dir) {
-        Ok(e) => e,
+        Ok(e) => e.with_skills(host),
         Err(e) => {
             eprintln!("the bot in {} does not load:\n{e}", dir.display());
             return ExitCode::from(1);
@@ -36,7 +67,9 @@ pub(crate) fn run(dir: &Path, options: ChatOptions) -> ExitCode {
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
     let mut out = std::io::stdout().lock();
-    match chat(&engine, stdin.lock(), &mut out, interactive, options) {
+    let result = chat(&engine, &rt, stdin.lock(), &mut out, interactive, options);
+    drop(builtins);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // A closed stdout (`kefu chat | head`) is a normal way to stop.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -57,6 +90,7 @@ fn fresh_state(options: &ChatOptions) -> EngineState {
 /// The chat loop over any reader and writer.
 fn chat(
     engine: &FlowEngine,
+    rt: &tokio::runtime::Runtime,
     input: impl BufRead,
     out: &mut impl Write,
     interactive: bool,
@@ -105,7 +139,13 @@ fn chat(
             }
             _ => {}
         }
-        let report = engine.step(&mut state, text, &options.channel);
+        let meta = TurnMeta {
+            user: &options.user,
+            session: "chat",
+            channel: &options.channel,
+            ..TurnMeta::default()
+        };
+        let report = rt.block_on(engine.step(&mut state, text, &meta));
         for reply in &report.handled.replies {
             writeln!(out, "bot> {}", reply.text)?;
         }
@@ -145,13 +185,23 @@ fn debug_line(report: &TurnReport, state: &EngineState) -> String {
     };
     let stack: Vec<&str> = state.dialog.stack.iter().map(|f| f.flow.as_str()).collect();
     format!(
-        "  [intent={intent} confidence={confidence:.2} lang={lang} emotion={} flow={}{} slots={slots} bot={}]",
+        "  [intent={intent} confidence={confidence:.2} lang={lang} emotion={} flow={}{} slots={slots}{} bot={}]",
         report.emotion.as_deref().unwrap_or("n/a"),
         report.handled.active_flow.as_deref().unwrap_or("-"),
         if stack.is_empty() {
             String::new()
         } else {
             format!(" interrupted={}", stack.join(">"))
+        },
+        if report.calls.is_empty() {
+            String::new()
+        } else {
+            let calls: Vec<String> = report
+                .calls
+                .iter()
+                .map(|(s, o)| format!("{s}:{o}"))
+                .collect();
+            format!(" calls={}", calls.join(","))
         },
         report.bot_version,
     )

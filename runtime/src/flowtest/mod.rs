@@ -28,7 +28,7 @@ mod report;
 
 use std::path::{Path, PathBuf};
 
-use kefu_actors::engine::{EngineLoadError, EngineState, FlowEngine, TurnReport};
+use kefu_actors::engine::{EngineLoadError, EngineState, FlowEngine, TurnMeta, TurnReport};
 use kefu_flows::{Bot, Diagnostic, Lang, Pos, Severity};
 use regex::Regex;
 
@@ -207,6 +207,9 @@ pub enum FlowTestError {
     /// Test files are malformed or name things the bot does not have.
     #[error("{}", render_diags(.0))]
     Files(Vec<Diagnostic>),
+    /// The built-in skills could not start (the demo order back-end, tickets).
+    #[error("the built-in skills could not start: {0}")]
+    Skills(String),
     /// There is nothing to run.
     #[error("no conversation tests in {dir}{}\n  hint: {hint}", filter.as_deref().map(|f| format!(" matching `{f}`")).unwrap_or_default())]
     NoTests {
@@ -236,15 +239,48 @@ pub struct RunOptions {
 }
 
 /// Loads the bot in `bot_dir` and its tests in `bot_dir/tests/`, and runs the tests.
+///
+/// The bot runs with the built-in skills, as under `kefu serve`: `orders` against the demo
+/// order back-end (a real loopback HTTP service), tickets in memory, so every test starts from
+/// the same data.
 pub fn run_dir(bot_dir: &Path, options: &RunOptions) -> Result<Summary, FlowTestError> {
-    let engine = FlowEngine::load(bot_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| FlowTestError::Skills(e.to_string()))?;
+    rt.block_on(run_dir_async(bot_dir, options))
+}
+
+async fn run_dir_async(bot_dir: &Path, options: &RunOptions) -> Result<Summary, FlowTestError> {
+    let tickets: std::sync::Arc<dyn kefu_tickets::TicketStore> =
+        std::sync::Arc::new(kefu_tickets::MemoryTicketStore::new());
+    let mut builtins = crate::builtin::builtin_skills(bot_dir, tickets, None)
+        .await
+        .map_err(|e| FlowTestError::Skills(e.to_string()))?;
+    let host = std::sync::Arc::new(std::mem::take(&mut builtins.host));
+    host.start()
+        .await
+        .map_err(|e| FlowTestError::Skills(e.to_string()))?;
+    let engine = FlowEngine::load(bot_dir)?.with_skills(host.clone());
+    let result = run_loaded(&engine, bot_dir, options).await;
+    host.shutdown().await;
+    drop(builtins);
+    result
+}
+
+async fn run_loaded(
+    engine: &FlowEngine,
+    bot_dir: &Path,
+    options: &RunOptions,
+) -> Result<Summary, FlowTestError> {
     let tests_dir = bot_dir.join(TESTS_DIR);
     let files = load_dir(&tests_dir).map_err(FlowTestError::Files)?;
     let problems = check_names(&engine.current().bot, &files);
     if !problems.is_empty() {
         return Err(FlowTestError::Files(problems));
     }
-    let summary = run_files(&engine, &files, options);
+    let summary = run_files(engine, &files, options).await;
     if summary.results.is_empty() {
         return Err(FlowTestError::NoTests {
             dir: tests_dir,
@@ -260,29 +296,34 @@ pub fn run_dir(bot_dir: &Path, options: &RunOptions) -> Result<Summary, FlowTest
 }
 
 /// Runs the tests of `files` (those passing the filter) on `engine`.
-pub fn run_files(engine: &FlowEngine, files: &[TestFile], options: &RunOptions) -> Summary {
+pub async fn run_files(engine: &FlowEngine, files: &[TestFile], options: &RunOptions) -> Summary {
     let filter = options.name_filter.as_deref().map(str::to_lowercase);
-    let results = files
-        .iter()
-        .flat_map(|f| &f.cases)
-        .filter(|c| {
-            filter
-                .as_deref()
-                .is_none_or(|f| c.name.to_lowercase().contains(f))
-        })
-        .map(|c| run_case(engine, c))
-        .collect();
+    let mut results = Vec::new();
+    for case in files.iter().flat_map(|f| &f.cases).filter(|c| {
+        filter
+            .as_deref()
+            .is_none_or(|f| c.name.to_lowercase().contains(f))
+    }) {
+        results.push(run_case(engine, case).await);
+    }
     Summary { results }
 }
 
 /// Runs one test from an empty session.
-pub fn run_case(engine: &FlowEngine, case: &TestCase) -> CaseResult {
+pub async fn run_case(engine: &FlowEngine, case: &TestCase) -> CaseResult {
     let mut state = EngineState {
         lang: case.lang.map(|l| l.as_str().to_owned()),
         ..EngineState::default()
     };
+    let session = format!("test:{}", case.name);
     for (i, turn) in case.turns.iter().enumerate() {
-        let report = engine.step(&mut state, &turn.text, &case.channel);
+        let meta = TurnMeta {
+            user: &case.user,
+            session: &session,
+            channel: &case.channel,
+            ..TurnMeta::default()
+        };
+        let report = engine.step(&mut state, &turn.text, &meta).await;
         let failures: Vec<Failure> = turn
             .expects
             .iter()

@@ -170,6 +170,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Guards extra routes (tickets, agents, ...) like the API's own `/v1` routes: the API key
+/// when keys are configured, and a panic turned into the JSON 500 instead of a dropped
+/// connection. Merge the result into [`app`]'s router.
+pub fn protect(router: Router, config: &HttpConfig) -> Router {
+    let router = if config.api_keys.is_empty() {
+        router
+    } else {
+        let keys = auth::ApiKeys::new(&config.api_keys);
+        router.route_layer(from_fn_with_state(keys, auth::require_key))
+    };
+    router.layer(CatchPanicLayer::custom(error::panic_response))
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting connections and
 /// waits for in-flight requests (WebSocket sessions already upgraded are not waited for; they
 /// end when the session layer refuses further messages or the process exits).
