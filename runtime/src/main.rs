@@ -13,6 +13,9 @@ use kefu_runtime::config::LogFormat;
 use kefu_runtime::{Config, Runtime, open_sled};
 use tracing_subscriber::EnvFilter;
 
+#[path = "cli/kb_eval.rs"]
+mod kb_eval;
+
 // mimalloc instead of glibc's malloc: under load, glibc's allocator took about a sixth of the
 // server's CPU (perf: _int_malloc, malloc_consolidate, cfree); mimalloc's thread-local free lists
 // suit the many small, short-lived allocations of a request.
@@ -55,12 +58,18 @@ enum Command {
         /// Directory of the bot's flow files.
         dir: PathBuf,
     },
+    /// Knowledge-base tools.
+    Kb {
+        #[command(subcommand)]
+        command: kb_eval::KbCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { dir } => check(dir),
+        Command::Kb { command } => kb_eval::run(command),
         Command::Serve {
             config,
             flows,
