@@ -20,7 +20,52 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use unicode_normalization::UnicodeNormalization;
 
 /// jieba's dictionary takes a noticeable time to load; one per process is enough.
-static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
+static JIEBA: LazyLock<Jieba> = LazyLock::new(|| {
+    let mut j = Jieba::new();
+    for w in DOMAIN_WORDS {
+        // A high frequency makes the segmenter prefer these words where the general
+        // dictionary cuts them wrongly ("退货运费" → 退 / 货运费 without this).
+        j.add_word(w, Some(100_000), None);
+    }
+    j
+});
+
+/// Customer-service words the general dictionary segments badly or ranks too low.
+const DOMAIN_WORDS: &[&str] = &[
+    "退货",
+    "退款",
+    "换货",
+    "运费",
+    "邮费",
+    "包邮",
+    "发货",
+    "签收",
+    "快递",
+    "物流",
+    "发票",
+    "开票",
+    "专票",
+    "花呗",
+    "分期",
+    "售后",
+    "价保",
+    "差价",
+    "尺码",
+    "优惠券",
+    "积分",
+    "注销",
+    "到账",
+    "催件",
+    "收货",
+    "下单",
+    "拒收",
+    "补发",
+    "漏发",
+    "发错",
+    "运费险",
+    "抬头",
+    "税号",
+];
 
 /// Words too common to carry meaning in a support question. Kept short on purpose: BM25's
 /// inverse document frequency already discounts common words, and over-eager lists drop words
@@ -211,9 +256,11 @@ pub(crate) fn char_grams(text: &str) -> Vec<u64> {
                     .chain(run.chars())
                     .chain(std::iter::once(' '))
                     .collect();
-                for w in padded.windows(3) {
-                    let gram: String = w.iter().collect();
-                    out.push(hash(&["3", &gram]));
+                for n in [3, 4] {
+                    for w in padded.windows(n) {
+                        let gram: String = w.iter().collect();
+                        out.push(hash(&["n", &gram]));
+                    }
                 }
             }
             Run::Other => {}
@@ -233,7 +280,10 @@ mod tests {
         assert!(w.contains(&"运费".to_owned()), "{w:?}");
         assert!(w.contains(&"abc".to_owned()), "{w:?}");
         assert!(w.contains(&"123".to_owned()), "{w:?}");
-        assert!(!w.contains(&"i".to_owned()), "stop words are dropped: {w:?}");
+        assert!(
+            !w.contains(&"i".to_owned()),
+            "stop words are dropped: {w:?}"
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub(crate) struct CharIndex {
     grams: HashMap<u64, Postings>,
     /// Row → entry ordinal.
     row_entry: Vec<u32>,
+    /// Row → multiplier of its cosine (answers count less than questions).
+    row_weight: Vec<f32>,
     /// idf of an n-gram no row contains: it still weighs in the query's norm, so a query full
     /// of unknown text gets a low cosine everywhere.
     unseen_idf: f32,
@@ -44,17 +46,19 @@ fn tf(count: u32) -> f32 {
 }
 
 impl CharIndex {
-    /// Indexes `rows`, each (entry ordinal, text).
-    pub(crate) fn build<'a>(rows: impl IntoIterator<Item = (u32, &'a str)>) -> CharIndex {
+    /// Indexes `rows`, each (entry ordinal, text, multiplier of the row's cosine).
+    pub(crate) fn build<'a>(rows: impl IntoIterator<Item = (u32, &'a str, f32)>) -> CharIndex {
         let mut row_entry = Vec::new();
+        let mut row_weight = Vec::new();
         let mut row_counts = Vec::new();
         let mut df: HashMap<u64, u32> = HashMap::new();
-        for (entry, text) in rows {
+        for (entry, text, weight) in rows {
             let c = counts(char_grams(text));
             for g in c.keys() {
                 *df.entry(*g).or_default() += 1;
             }
             row_entry.push(entry);
+            row_weight.push(weight);
             row_counts.push(c);
         }
         let n = row_entry.len() as f32;
@@ -90,6 +94,7 @@ impl CharIndex {
         CharIndex {
             grams,
             row_entry,
+            row_weight,
             unseen_idf: idf_of(0),
         }
     }
@@ -132,7 +137,7 @@ impl CharIndex {
             if !allowed(entry) {
                 continue;
             }
-            let s = acc[row as usize].min(1.0);
+            let s = acc[row as usize].min(1.0) * self.row_weight[row as usize];
             let e = best.entry(entry).or_insert(0.0);
             if s > *e {
                 *e = s;
@@ -152,10 +157,11 @@ mod tests {
     #[test]
     fn best_row_wins_and_scores_are_cosines() {
         let idx = CharIndex::build([
-            (0, "什么时候发货"),
-            (0, "多久能发出"),
-            (1, "怎么申请退货"),
-            (2, "can I get an invoice"),
+            (0, "什么时候发货", 1.0),
+            (0, "多久能发出", 1.0),
+            (1, "怎么申请退货", 1.0),
+            (2, "can I get an invoice", 1.0),
+            (3, "发货", 0.1),
         ]);
         let hits = idx.search("啥时候发货", 3, &|_| true);
         assert_eq!(hits[0].0, 0);

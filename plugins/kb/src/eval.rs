@@ -15,7 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::formats::{FileDefaults, parse_jsonl};
-use crate::{Entry, KbError, KnowledgeBase, Lang, Problem, Result, SearchOptions, Synonyms, Tuning};
+use crate::{
+    Entry, KbError, KnowledgeBase, Lang, Problem, Result, SearchOptions, Synonyms, Tuning,
+};
 
 /// One evaluation query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +150,8 @@ pub fn evaluate(kb: &KnowledgeBase, queries: &[EvalQuery], base: &SearchOptions)
         limit: 10,
         ..base.clone()
     };
-    let known: std::collections::HashSet<String> = kb.entries().iter().map(|e| e.id.clone()).collect();
+    let known: std::collections::HashSet<String> =
+        kb.entries().iter().map(|e| e.id.clone()).collect();
     // One untimed query first: lazy initialisation (the segmenter's dictionary) is not query cost.
     if let Some(q) = queries.first() {
         let _ = kb.search(&q.query, &opts);
@@ -170,7 +173,10 @@ pub fn evaluate(kb: &KnowledgeBase, queries: &[EvalQuery], base: &SearchOptions)
     EvalReport {
         queries: queries.len(),
         entries: kb.len(),
-        unknown_expected: queries.iter().filter(|q| !known.contains(&q.expected_id)).count(),
+        unknown_expected: queries
+            .iter()
+            .filter(|q| !known.contains(&q.expected_id))
+            .count(),
         top1: top1 as f64 / n,
         top5: top5 as f64 / n,
         mrr10: rr / n,

@@ -68,7 +68,12 @@ fn tag_list(s: &str) -> Vec<String> {
 }
 
 impl Draft {
-    fn finish(self, file: &Path, defaults: &FileDefaults, need_answer: bool) -> Result<Entry, Problem> {
+    fn finish(
+        self,
+        file: &Path,
+        defaults: &FileDefaults,
+        need_answer: bool,
+    ) -> Result<Entry, Problem> {
         let at = |m: &str| Problem::new(file, self.line, m);
         let question = self
             .question
@@ -117,7 +122,13 @@ impl Draft {
 /// What a parser returns.
 pub(crate) type Parsed = (Vec<Entry>, Vec<Problem>);
 
-fn collect(drafts: Vec<Draft>, file: &Path, d: &FileDefaults, need_answer: bool, mut problems: Vec<Problem>) -> Parsed {
+fn collect(
+    drafts: Vec<Draft>,
+    file: &Path,
+    d: &FileDefaults,
+    need_answer: bool,
+    mut problems: Vec<Problem>,
+) -> Parsed {
     let mut entries = Vec::new();
     for draft in drafts {
         match draft.finish(file, d, need_answer) {
@@ -156,7 +167,11 @@ fn texts(node: &Node, split: bool) -> Option<Vec<String>> {
 
 fn yaml_entry(node: &Node, file: &Path, problems: &mut Vec<Problem>) -> Option<Draft> {
     let YamlDataOwned::Mapping(map) = &node.data else {
-        problems.push(Problem::new(file, line_of(node), "an entry must be a mapping with `id`, `question` and `answer`"));
+        problems.push(Problem::new(
+            file,
+            line_of(node),
+            "an entry must be a mapping with `id`, `question` and `answer`",
+        ));
         return None;
     };
     let mut d = Draft {
@@ -167,9 +182,26 @@ fn yaml_entry(node: &Node, file: &Path, problems: &mut Vec<Problem>) -> Option<D
         let key = text(k).unwrap_or_default();
         let bad = |what: &str| Problem::new(file, line_of(v), format!("`{key}` must be {what}"));
         match key.as_str() {
-            "id" => d.id = Some(text(v).ok_or_else(|| bad("text or a number")).map_err(|p| problems.push(p)).ok()?),
-            "question" => d.question = text(v).or_else(|| { problems.push(bad("text")); None }),
-            "answer" => d.answer = text(v).or_else(|| { problems.push(bad("text")); None }),
+            "id" => {
+                d.id = Some(
+                    text(v)
+                        .ok_or_else(|| bad("text or a number"))
+                        .map_err(|p| problems.push(p))
+                        .ok()?,
+                )
+            }
+            "question" => {
+                d.question = text(v).or_else(|| {
+                    problems.push(bad("text"));
+                    None
+                })
+            }
+            "answer" => {
+                d.answer = text(v).or_else(|| {
+                    problems.push(bad("text"));
+                    None
+                })
+            }
             "phrasings" | "also" | "alternatives" => match texts(v, false) {
                 Some(t) => d.phrasings = t,
                 None => problems.push(bad("a list of texts")),
@@ -185,7 +217,9 @@ fn yaml_entry(node: &Node, file: &Path, problems: &mut Vec<Problem>) -> Option<D
             other => problems.push(Problem::new(
                 file,
                 line_of(k),
-                format!("unknown key `{other}` (expected id, question, phrasings, answer, tags, lang)"),
+                format!(
+                    "unknown key `{other}` (expected id, question, phrasings, answer, tags, lang)"
+                ),
             )),
         }
     }
@@ -199,7 +233,14 @@ pub(crate) fn parse_yaml(src: &str, file: &Path, mut defaults: FileDefaults) -> 
         Ok(d) => d,
         Err(e) => {
             let line = e.marker().line();
-            return (Vec::new(), vec![Problem::new(file, line, format!("YAML syntax: {}", e.info()))]);
+            return (
+                Vec::new(),
+                vec![Problem::new(
+                    file,
+                    line,
+                    format!("YAML syntax: {}", e.info()),
+                )],
+            );
         }
     };
     let Some(doc) = docs.into_iter().next() else {
@@ -214,15 +255,29 @@ pub(crate) fn parse_yaml(src: &str, file: &Path, mut defaults: FileDefaults) -> 
                 match key.as_str() {
                     "entries" => match v.data {
                         YamlDataOwned::Sequence(items) => list = items,
-                        _ => problems.push(Problem::new(file, line_of(&v), "`entries` must be a list")),
+                        _ => problems.push(Problem::new(
+                            file,
+                            line_of(&v),
+                            "`entries` must be a list",
+                        )),
                     },
                     "lang" => match text(&v).as_deref().and_then(Lang::parse) {
                         Some(l) => defaults.lang = Some(l),
-                        None => problems.push(Problem::new(file, line_of(&v), "`lang` must be `zh` or `en`")),
+                        None => problems.push(Problem::new(
+                            file,
+                            line_of(&v),
+                            "`lang` must be `zh` or `en`",
+                        )),
                     },
                     "tags" => match texts(&v, true) {
-                        Some(t) => defaults.tags = t.into_iter().map(|t| t.to_lowercase()).collect(),
-                        None => problems.push(Problem::new(file, line_of(&v), "`tags` must be a list of tags")),
+                        Some(t) => {
+                            defaults.tags = t.into_iter().map(|t| t.to_lowercase()).collect()
+                        }
+                        None => problems.push(Problem::new(
+                            file,
+                            line_of(&v),
+                            "`tags` must be a list of tags",
+                        )),
                     },
                     other => problems.push(Problem::new(
                         file,
@@ -235,11 +290,18 @@ pub(crate) fn parse_yaml(src: &str, file: &Path, mut defaults: FileDefaults) -> 
         }
         YamlDataOwned::Value(ScalarOwned::Null) => Vec::new(),
         _ => {
-            problems.push(Problem::new(file, line_of(&doc), "expected a list of entries or a mapping with `entries`"));
+            problems.push(Problem::new(
+                file,
+                line_of(&doc),
+                "expected a list of entries or a mapping with `entries`",
+            ));
             Vec::new()
         }
     };
-    let drafts = list.iter().filter_map(|n| yaml_entry(n, file, &mut problems)).collect();
+    let drafts = list
+        .iter()
+        .filter_map(|n| yaml_entry(n, file, &mut problems))
+        .collect();
     collect(drafts, file, &defaults, true, problems)
 }
 
@@ -248,14 +310,30 @@ pub(crate) fn parse_yaml(src: &str, file: &Path, mut defaults: FileDefaults) -> 
 /// Parses a CSV knowledge-base file with a header row.
 pub(crate) fn parse_csv(src: &str, file: &Path, defaults: FileDefaults) -> Parsed {
     let mut problems = Vec::new();
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(src.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(src.as_bytes());
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(|h| h.trim().to_lowercase()).collect(),
-        Err(e) => return (Vec::new(), vec![Problem::new(file, 1, format!("CSV header: {e}"))]),
+        Err(e) => {
+            return (
+                Vec::new(),
+                vec![Problem::new(file, 1, format!("CSV header: {e}"))],
+            );
+        }
     };
     for h in &headers {
-        if !matches!(h.as_str(), "id" | "question" | "phrasings" | "answer" | "tags" | "lang") {
-            problems.push(Problem::new(file, 1, format!("unknown column `{h}` (expected id, question, phrasings, answer, tags, lang)")));
+        if !matches!(
+            h.as_str(),
+            "id" | "question" | "phrasings" | "answer" | "tags" | "lang"
+        ) {
+            problems.push(Problem::new(
+                file,
+                1,
+                format!(
+                    "unknown column `{h}` (expected id, question, phrasings, answer, tags, lang)"
+                ),
+            ));
         }
     }
     let mut drafts = Vec::new();
@@ -263,13 +341,20 @@ pub(crate) fn parse_csv(src: &str, file: &Path, defaults: FileDefaults) -> Parse
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(0));
+                let line = e
+                    .position()
+                    .map_or(0, |p| usize::try_from(p.line()).unwrap_or(0));
                 problems.push(Problem::new(file, line, format!("CSV: {e}")));
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(0));
-        let mut d = Draft { line, ..Draft::default() };
+        let line = record
+            .position()
+            .map_or(0, |p| usize::try_from(p.line()).unwrap_or(0));
+        let mut d = Draft {
+            line,
+            ..Draft::default()
+        };
         for (h, v) in headers.iter().zip(record.iter()) {
             match h.as_str() {
                 "id" => d.id = Some(v.to_owned()),
@@ -279,7 +364,11 @@ pub(crate) fn parse_csv(src: &str, file: &Path, defaults: FileDefaults) -> Parse
                 "tags" => d.tags = tag_list(v),
                 "lang" if !v.trim().is_empty() => match Lang::parse(v) {
                     Some(l) => d.lang = Some(l),
-                    None => problems.push(Problem::new(file, line, format!("lang `{v}` must be `zh` or `en`"))),
+                    None => problems.push(Problem::new(
+                        file,
+                        line,
+                        format!("lang `{v}` must be `zh` or `en`"),
+                    )),
                 },
                 _ => {}
             }
@@ -327,7 +416,11 @@ pub(crate) fn parse_markdown(src: &str, file: &Path, defaults: FileDefaults) -> 
             continue; // Text before the first question (a title, an introduction).
         };
         if in_meta && !in_fence {
-            if line.trim().is_empty() && d.id.is_none() && d.phrasings.is_empty() && d.tags.is_empty() {
+            if line.trim().is_empty()
+                && d.id.is_none()
+                && d.phrasings.is_empty()
+                && d.tags.is_empty()
+            {
                 continue;
             }
             if let Some((k, v)) = meta(line) {
@@ -337,7 +430,11 @@ pub(crate) fn parse_markdown(src: &str, file: &Path, defaults: FileDefaults) -> 
                     "also" => d.phrasings.push(v.to_owned()),
                     _ => match Lang::parse(v) {
                         Some(l) => d.lang = Some(l),
-                        None => problems.push(Problem::new(file, n, format!("lang `{v}` must be `zh` or `en`"))),
+                        None => problems.push(Problem::new(
+                            file,
+                            n,
+                            format!("lang `{v}` must be `zh` or `en`"),
+                        )),
                     },
                 }
                 continue;
@@ -364,7 +461,9 @@ fn json_text(v: &Value) -> Option<String> {
 }
 
 fn json_field<'a>(obj: &'a serde_json::Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
-    names.iter().find_map(|n| obj.get(*n).filter(|v| !v.is_null()))
+    names
+        .iter()
+        .find_map(|n| obj.get(*n).filter(|v| !v.is_null()))
 }
 
 /// Parses a JSONL knowledge base (the eval format). Answers are optional here: an eval set
@@ -397,12 +496,21 @@ pub(crate) fn parse_jsonl(src: &str, file: &Path, defaults: FileDefaults) -> Par
         };
         let d = Draft {
             line: n,
-            id: Some(json_field(&obj, &["id", "_id", "qid", "faq_id"]).and_then(json_text).unwrap_or_else(|| n.to_string())),
+            id: Some(
+                json_field(&obj, &["id", "_id", "qid", "faq_id"])
+                    .and_then(json_text)
+                    .unwrap_or_else(|| n.to_string()),
+            ),
             question: json_field(&obj, &["question", "title", "q"]).and_then(json_text),
             answer: json_field(&obj, &["answer", "body", "a"]).and_then(json_text),
-            phrasings: list(&["phrasings", "paraphrases", "alternatives"], |s| vec![s.to_owned()]),
+            phrasings: list(&["phrasings", "paraphrases", "alternatives"], |s| {
+                vec![s.to_owned()]
+            }),
             tags: list(&["tags"], tag_list),
-            lang: json_field(&obj, &["lang", "language"]).and_then(json_text).as_deref().and_then(Lang::parse),
+            lang: json_field(&obj, &["lang", "language"])
+                .and_then(json_text)
+                .as_deref()
+                .and_then(Lang::parse),
         };
         drafts.push(d);
     }

@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tantivy::columnar::Column;
 use tantivy::collector::TopDocs;
+use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
@@ -40,6 +40,9 @@ pub struct Tuning {
     pub answer_boost: f32,
     /// BM25 boost of synonym-expansion terms relative to the query's own words.
     pub synonym_boost: f32,
+    /// Multiplier of the character similarity with an entry's answer (0: answers are not
+    /// compared by characters at all).
+    pub answer_char_weight: f32,
     /// Weight of the BM25 coverage in the confidence; the cosine gets the rest.
     pub confidence_bm25_weight: f32,
     /// Candidates taken from each signal before fusion.
@@ -49,9 +52,10 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
-            bm25_weight: 0.5,
+            bm25_weight: 0.3,
             answer_boost: 0.3,
             synonym_boost: 0.7,
+            answer_char_weight: 0.0,
             confidence_bm25_weight: 0.5,
             candidates: 50,
         }
@@ -132,7 +136,11 @@ fn ord_u32(i: usize) -> u32 {
 
 impl Snapshot {
     /// Indexes `entries` (ids are assumed unique: the loader checks).
-    pub(crate) fn build(entries: Vec<Entry>, synonyms: Synonyms, tuning: Tuning) -> Result<Snapshot> {
+    pub(crate) fn build(
+        entries: Vec<Entry>,
+        synonyms: Synonyms,
+        tuning: Tuning,
+    ) -> Result<Snapshot> {
         let mut sb = Schema::builder();
         let text = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
@@ -148,15 +156,18 @@ impl Snapshot {
         };
         let index = Index::create_in_ram(sb.build());
         index.tokenizers().register(WordTokenizer::NAME, analyzer());
-        let mut writer: IndexWriter<TantivyDocument> = index
-            .writer_with_num_threads(1, 32 << 20)
-            .map_err(KbError::index("create the writer"))?;
+        let mut writer: IndexWriter<TantivyDocument> =
+            index
+                .writer_with_num_threads(1, 32 << 20)
+                .map_err(KbError::index("create the writer"))?;
         let mut exact = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             let mut doc = TantivyDocument::default();
             for q in e.questions() {
                 doc.add_text(fields.question, q);
-                exact.entry(normalize(q).trim().to_owned()).or_insert(ord_u32(i));
+                exact
+                    .entry(normalize(q).trim().to_owned())
+                    .or_insert(ord_u32(i));
             }
             doc.add_text(fields.answer, &e.answer);
             for t in &e.tags {
@@ -181,12 +192,14 @@ impl Snapshot {
             .map(|s| s.fast_fields().u64("ord"))
             .collect::<tantivy::Result<Vec<_>>>()
             .map_err(KbError::index("read the ord column"))?;
-        let chars = CharIndex::build(
-            entries
-                .iter()
-                .enumerate()
-                .flat_map(|(i, e)| e.questions().map(move |q| (ord_u32(i), q))),
-        );
+        let answer_weight = tuning.answer_char_weight;
+        let chars = CharIndex::build(entries.iter().enumerate().flat_map(|(i, e)| {
+            let answer =
+                (answer_weight > 0.0).then_some((ord_u32(i), e.answer.as_str(), answer_weight));
+            e.questions()
+                .map(move |q| (ord_u32(i), q, 1.0))
+                .chain(answer)
+        }));
         Ok(Snapshot {
             entries: entries.into_iter().map(Arc::new).collect(),
             synonyms,
@@ -232,13 +245,27 @@ impl Snapshot {
             && (opts.tags.is_empty() || e.tags.iter().any(|t| opts.tags.contains(t)))
     }
 
-    fn word_query(&self, own: &[String], expansion: &[String], opts: &SearchOptions) -> Box<dyn Query> {
+    fn word_query(
+        &self,
+        own: &[String],
+        expansion: &[String],
+        opts: &SearchOptions,
+    ) -> Box<dyn Query> {
         let t = &self.tuning;
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut add = |term: &str, boost: f32| {
-            for (field, b) in [(self.fields.question, 1.0), (self.fields.answer, t.answer_boost)] {
-                let q = TermQuery::new(Term::from_field_text(field, term), IndexRecordOption::WithFreqs);
-                should.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost * b))));
+            for (field, b) in [
+                (self.fields.question, 1.0),
+                (self.fields.answer, t.answer_boost),
+            ] {
+                let q = TermQuery::new(
+                    Term::from_field_text(field, term),
+                    IndexRecordOption::WithFreqs,
+                );
+                should.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(q), boost * b)),
+                ));
             }
         };
         for term in own {
@@ -258,15 +285,27 @@ impl Snapshot {
                 .tags
                 .iter()
                 .map(|tag| {
-                    let q = TermQuery::new(Term::from_field_text(self.fields.tags, tag), IndexRecordOption::Basic);
+                    let q = TermQuery::new(
+                        Term::from_field_text(self.fields.tags, tag),
+                        IndexRecordOption::Basic,
+                    );
                     (Occur::Should, Box::new(q) as Box<dyn Query>)
                 })
                 .collect();
-            must.push((Occur::Must, Box::new(ConstScoreQuery::new(Box::new(BooleanQuery::new(any)), 0.0))));
+            must.push((
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(Box::new(BooleanQuery::new(any)), 0.0)),
+            ));
         }
         if let Some(lang) = opts.lang {
-            let q = TermQuery::new(Term::from_field_text(self.fields.lang, lang.as_str()), IndexRecordOption::Basic);
-            must.push((Occur::Must, Box::new(ConstScoreQuery::new(Box::new(q), 0.0))));
+            let q = TermQuery::new(
+                Term::from_field_text(self.fields.lang, lang.as_str()),
+                IndexRecordOption::Basic,
+            );
+            must.push((
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(Box::new(q), 0.0)),
+            ));
         }
         Box::new(BooleanQuery::new(must))
     }
@@ -275,12 +314,18 @@ impl Snapshot {
     fn bm25(&self, query: &dyn Query) -> Result<HashMap<u32, f32>> {
         let top = self
             .searcher
-            .search(query, &TopDocs::with_limit(self.tuning.candidates).order_by_score())
+            .search(
+                query,
+                &TopDocs::with_limit(self.tuning.candidates).order_by_score(),
+            )
             .map_err(KbError::index("search"))?;
         Ok(top
             .into_iter()
             .filter_map(|(score, addr)| {
-                let ord = self.ords.get(addr.segment_ord as usize)?.first(addr.doc_id)?;
+                let ord = self
+                    .ords
+                    .get(addr.segment_ord as usize)?
+                    .first(addr.doc_id)?;
                 Some((u32::try_from(ord).ok()?, score))
             })
             .collect())
@@ -308,7 +353,9 @@ impl Snapshot {
         } else {
             self.bm25(self.word_query(&own, &expansion, opts).as_ref())?
         };
-        let chars = self.chars.search(query, usize::MAX, &|e| self.allowed(opts, e));
+        let chars = self
+            .chars
+            .search(query, usize::MAX, &|e| self.allowed(opts, e));
         let chars: HashMap<u32, f32> = chars.into_iter().collect();
 
         // The idf mass a perfect question match would score (tf 1, average length).
@@ -323,7 +370,11 @@ impl Snapshot {
                 candidates.push(e);
             }
         }
-        let exact = self.exact.get(norm).copied().filter(|e| self.allowed(opts, *e));
+        let exact = self
+            .exact
+            .get(norm)
+            .copied()
+            .filter(|e| self.allowed(opts, *e));
         let mut hits: Vec<Hit> = candidates
             .into_iter()
             .filter_map(|ord| {
@@ -333,8 +384,13 @@ impl Snapshot {
                 let bn = if bm25_max > 0.0 { b / bm25_max } else { 0.0 };
                 let cn = if cos_max > 0.0 { c / cos_max } else { 0.0 };
                 let mut score = t.bm25_weight * bn + (1.0 - t.bm25_weight) * cn;
-                let coverage = if ideal > 0.0 { (b / ideal).min(1.0) } else { 0.0 };
-                let mut confidence = t.confidence_bm25_weight * coverage + (1.0 - t.confidence_bm25_weight) * c;
+                let coverage = if ideal > 0.0 {
+                    (b / ideal).min(1.0)
+                } else {
+                    0.0
+                };
+                let mut confidence =
+                    t.confidence_bm25_weight * coverage + (1.0 - t.confidence_bm25_weight) * c;
                 if exact == Some(ord) {
                     score = score.max(1.0);
                     confidence = 1.0;

@@ -65,7 +65,11 @@ impl KnowledgeBase {
 
     /// A knowledge base over entries built in code (ids must be unique). It has no files, so
     /// [`KnowledgeBase::reload`] is a no-op.
-    pub fn from_entries(entries: Vec<Entry>, synonyms: Synonyms, tuning: Tuning) -> Result<KnowledgeBase> {
+    pub fn from_entries(
+        entries: Vec<Entry>,
+        synonyms: Synonyms,
+        tuning: Tuning,
+    ) -> Result<KnowledgeBase> {
         let problems: Vec<Problem> = load::duplicate_ids(&entries);
         if !problems.is_empty() {
             return Err(KbError::Invalid { problems });
@@ -105,7 +109,12 @@ impl KnowledgeBase {
 
     /// The entry with this id.
     pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
-        self.current.load().entries.iter().find(|e| e.id == id).cloned()
+        self.current
+            .load()
+            .entries
+            .iter()
+            .find(|e| e.id == id)
+            .cloned()
     }
 
     /// All entries, in load order.

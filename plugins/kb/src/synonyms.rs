@@ -109,7 +109,9 @@ fn mentions(text: &str, term: &str) -> bool {
         let after = text[at + term.len()..].chars().next();
         let starts_wordy = term.chars().next().is_some_and(wordy);
         let ends_wordy = term.chars().next_back().is_some_and(wordy);
-        !(starts_wordy && before.is_some_and(wordy)) && !(ends_wordy && after.is_some_and(wordy))
+        let glued_before = starts_wordy && before.is_some_and(wordy);
+        let glued_after = ends_wordy && after.is_some_and(wordy);
+        !glued_before && !glued_after
     })
 }
 

@@ -67,7 +67,10 @@ fn eval(args: EvalArgs) -> ExitCode {
     println!("entries        {}", r.entries);
     println!("queries        {}", r.queries);
     if r.unknown_expected > 0 {
-        println!("unknown ids    {} (expected ids not in the knowledge base; counted as misses)", r.unknown_expected);
+        println!(
+            "unknown ids    {} (expected ids not in the knowledge base; counted as misses)",
+            r.unknown_expected
+        );
     }
     println!("top-1          {:.4}", r.top1);
     println!("top-5          {:.4}", r.top5);
