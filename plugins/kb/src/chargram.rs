@@ -99,14 +99,10 @@ impl CharIndex {
         }
     }
 
-    /// The `k` entries most similar to `query`, best first, as (entry ordinal, cosine).
-    /// Entries for which `allowed` says false are skipped.
-    pub(crate) fn search(
-        &self,
-        query: &str,
-        k: usize,
-        allowed: &dyn Fn(u32) -> bool,
-    ) -> Vec<(u32, f32)> {
+    /// Every entry sharing an n-gram with `query`, with its cosine (unordered: the caller
+    /// only needs the top few, and a full sort would cost more than the scoring on large
+    /// knowledge bases). Entries for which `allowed` says false are skipped.
+    pub(crate) fn scores(&self, query: &str, allowed: &dyn Fn(u32) -> bool) -> HashMap<u32, f32> {
         let q: Vec<(Option<&Postings>, f32)> = counts(char_grams(query))
             .into_iter()
             .map(|(g, c)| {
@@ -115,8 +111,8 @@ impl CharIndex {
             })
             .collect();
         let norm = q.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-        if norm <= 0.0 || k == 0 {
-            return Vec::new();
+        if norm <= 0.0 {
+            return HashMap::new();
         }
         let mut acc = vec![0f32; self.row_entry.len()];
         let mut touched: Vec<u32> = Vec::new();
@@ -143,10 +139,7 @@ impl CharIndex {
                 *e = s;
             }
         }
-        let mut out: Vec<(u32, f32)> = best.into_iter().collect();
-        out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out.truncate(k);
-        out
+        best
     }
 }
 
@@ -163,14 +156,16 @@ mod tests {
             (2, "can I get an invoice", 1.0),
             (3, "发货", 0.1),
         ]);
-        let hits = idx.search("啥时候发货", 3, &|_| true);
-        assert_eq!(hits[0].0, 0);
-        assert!(hits[0].1 > 0.3 && hits[0].1 <= 1.0, "{hits:?}");
-        let exact = idx.search("怎么申请退货", 1, &|_| true);
-        assert!((exact[0].1 - 1.0).abs() < 1e-4, "{exact:?}");
-        let filtered = idx.search("啥时候发货", 3, &|e| e != 0);
-        assert!(filtered.iter().all(|(e, _)| *e != 0));
-        assert!(idx.search("", 3, &|_| true).is_empty());
-        assert!(idx.search("zzzz qqqq", 3, &|_| true).is_empty());
+        let s = idx.scores("啥时候发货", &|_| true);
+        let best = s.iter().max_by(|a, b| a.1.total_cmp(b.1)).unwrap();
+        assert_eq!(*best.0, 0);
+        assert!(*best.1 > 0.3 && *best.1 <= 1.0, "{s:?}");
+        assert!(s[&3] < 0.1, "answers count less: {s:?}");
+        let exact = idx.scores("怎么申请退货", &|_| true);
+        assert!((exact[&1] - 1.0).abs() < 1e-4, "{exact:?}");
+        let filtered = idx.scores("啥时候发货", &|e| e != 0);
+        assert!(!filtered.contains_key(&0));
+        assert!(idx.scores("", &|_| true).is_empty());
+        assert!(idx.scores("zzzz qqqq", &|_| true).is_empty());
     }
 }

@@ -333,6 +333,17 @@ impl Snapshot {
 
     /// Searches; hits are best first, at most `opts.limit`.
     pub(crate) fn search(&self, query: &str, opts: &SearchOptions) -> Result<Vec<Hit>> {
+        // Entry tags are stored lower-case; accept filters in any case.
+        let lowered;
+        let opts = if opts.tags.iter().any(|t| t.chars().any(char::is_uppercase)) {
+            lowered = SearchOptions {
+                tags: opts.tags.iter().map(|t| t.to_lowercase()).collect(),
+                ..opts.clone()
+            };
+            &lowered
+        } else {
+            opts
+        };
         let norm = normalize(query);
         let norm = norm.trim();
         if norm.is_empty() || opts.limit == 0 || self.entries.is_empty() {
@@ -353,10 +364,7 @@ impl Snapshot {
         } else {
             self.bm25(self.word_query(&own, &expansion, opts).as_ref())?
         };
-        let chars = self
-            .chars
-            .search(query, usize::MAX, &|e| self.allowed(opts, e));
-        let chars: HashMap<u32, f32> = chars.into_iter().collect();
+        let chars = self.chars.scores(query, &|e| self.allowed(opts, e));
 
         // The idf mass a perfect question match would score (tf 1, average length).
         let ideal: f32 = own.iter().map(|w| self.idf(w)).sum();
@@ -364,8 +372,12 @@ impl Snapshot {
         let cos_max = chars.values().copied().fold(0.0f32, f32::max);
         let mut candidates: Vec<u32> = bm25.keys().copied().collect();
         let mut by_cos: Vec<(u32, f32)> = chars.iter().map(|(k, v)| (*k, *v)).collect();
-        by_cos.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        for (e, _) in by_cos.into_iter().take(t.candidates) {
+        let by_best = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if by_cos.len() > t.candidates && t.candidates > 0 {
+            by_cos.select_nth_unstable_by(t.candidates - 1, by_best);
+            by_cos.truncate(t.candidates);
+        }
+        for (e, _) in by_cos {
             if !bm25.contains_key(&e) {
                 candidates.push(e);
             }

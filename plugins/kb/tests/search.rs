@@ -105,7 +105,7 @@ fn tag_and_language_filters_restrict_results() {
     let all = kb.search("how long does it take", &SearchOptions::default());
     assert!(all.len() >= 2);
     let only = SearchOptions {
-        tags: vec!["returns".into()],
+        tags: vec!["Returns".into()],
         ..SearchOptions::default()
     };
     let hits = kb.search("how long does shipping take", &only);
