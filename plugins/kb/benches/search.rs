@@ -1,6 +1,7 @@
 //! Query latency on a 10,000-entry knowledge base (half Chinese, half English), generated from
-//! a support vocabulary. Prints build time and query latency percentiles; the target is
-//! p99 < 1 ms. Run with `cargo bench -p kefu-kb`.
+//! a support vocabulary plus product names (a large FAQ is large because it covers many
+//! products: 4,000 names here). Prints build time and query latency percentiles; the target
+//! is p99 < 1 ms. Run with `cargo bench -p kefu-kb`.
 
 use std::time::Instant;
 
@@ -156,6 +157,26 @@ impl Rng {
     }
 }
 
+const EN_BRANDS: &[&str] = &[
+    "zorvia", "kelto", "marisk", "optiva", "brenno", "lumaq", "sentra", "vexel", "norrin", "calyx",
+    "dravon", "pellia", "quorra", "tessen", "ulmara", "wynde", "yarrow", "fennik", "galdor",
+    "hexon",
+];
+const ZH_BRANDS: &[&str] = &[
+    "星河", "云杉", "青松", "白鹭", "海蓝", "金橙", "紫藤", "银杏", "朗月", "晨曦", "远山", "清泉",
+    "暖阳", "竹影", "飞鸿", "锦绣", "若水", "长风", "墨香", "春雷",
+];
+
+/// One of 4,000 product names: a brand and a model ("zorvia x12", "星河 x12").
+fn product(rng: &mut Rng, zh: bool) -> String {
+    let brand = rng.pick(if zh { ZH_BRANDS } else { EN_BRANDS });
+    let model = rng.next() % 200;
+    format!(
+        "{brand} {}{model}",
+        ["x", "pro", "mini", "s"][(model % 4) as usize]
+    )
+}
+
 fn sentence(rng: &mut Rng, zh: bool) -> String {
     let (frames, words) = if zh {
         (ZH_FRAMES, ZH_WORDS)
@@ -166,12 +187,13 @@ fn sentence(rng: &mut Rng, zh: bool) -> String {
     while s.contains("{}") {
         s = s.replacen("{}", rng.pick(words), 1);
     }
-    // A third word makes entries less alike, as real FAQs are.
+    // A third word and a product make entries less alike, as real FAQs are.
     let extra = rng.pick(words);
+    let product = product(rng, zh);
     if zh {
-        format!("{s}{extra}")
+        format!("{product}{s}{extra}")
     } else {
-        format!("{s} {extra}")
+        format!("{s} {extra} for {product}")
     }
 }
 
@@ -226,11 +248,30 @@ fn main() {
         })
         .collect();
     lat.sort_unstable();
+    // The same queries, each timed 5 times keeping the fastest: on a shared machine the plain
+    // percentiles include time the thread spent descheduled; this is the service time.
+    let mut best: Vec<u128> = queries
+        .iter()
+        .map(|q| {
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(kb.search(q, &opts));
+                    t.elapsed().as_micros()
+                })
+                .min()
+                .unwrap_or(0)
+        })
+        .collect();
+    best.sort_unstable();
+    let bpct = |p: f64| best[((p * best.len() as f64).ceil() as usize).clamp(1, best.len()) - 1];
     let pct = |p: f64| lat[((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
     println!("kb search: {n} entries (zh/en), {} queries", lat.len());
     println!("  index build   {:>8.1} ms", build.as_secs_f64() * 1000.0);
     println!("  query p50     {:>8} µs", pct(0.50));
     println!("  query p90     {:>8} µs", pct(0.90));
     println!("  query p99     {:>8} µs   (target < 1000)", pct(0.99));
+    println!("  best-of-5 p50 {:>8} µs", bpct(0.50));
+    println!("  best-of-5 p99 {:>8} µs   (target < 1000)", bpct(0.99));
     println!("  query max     {:>8} µs", lat[lat.len() - 1]);
 }

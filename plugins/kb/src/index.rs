@@ -364,7 +364,10 @@ impl Snapshot {
         } else {
             self.bm25(self.word_query(&own, &expansion, opts).as_ref())?
         };
-        let chars = self.chars.scores(query, &|e| self.allowed(opts, e));
+        let bm25_entries: Vec<u32> = bm25.keys().copied().collect();
+        let chars = self
+            .chars
+            .scores(query, &bm25_entries, &|e| self.allowed(opts, e));
 
         // The idf mass a perfect question match would score (tf 1, average length).
         let ideal: f32 = own.iter().map(|w| self.idf(w)).sum();
