@@ -212,9 +212,9 @@ impl CharIndex {
 }
 
 /// Postings visited before common n-grams are left to exact re-scoring.
-const POSTINGS_BUDGET: usize = 20_000;
+const POSTINGS_BUDGET: usize = 10_000;
 /// Rows re-scored exactly when the budget was reached.
-const RESCORE_ROWS: usize = 256;
+const RESCORE_ROWS: usize = 128;
 
 /// Dot product of two vectors sorted by n-gram.
 fn dot(a: &[(u64, f32)], b: &[(u64, f32)]) -> f32 {

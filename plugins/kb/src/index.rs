@@ -57,7 +57,7 @@ impl Default for Tuning {
             synonym_boost: 0.7,
             answer_char_weight: 0.0,
             confidence_bm25_weight: 0.5,
-            candidates: 50,
+            candidates: 30,
         }
     }
 }
