@@ -35,6 +35,9 @@ pub enum BuiltinError {
     /// A skill could not be registered.
     #[error(transparent)]
     Host(#[from] kefu_actors::SkillHostError),
+    /// The knowledge base does not load.
+    #[error("knowledge base: {0}")]
+    Kb(String),
     /// The demo back-end could not listen.
     #[error("demo order back-end: {0}")]
     Io(#[from] std::io::Error),
@@ -47,6 +50,8 @@ pub struct Builtins {
     /// The demo order back-end's address, when it runs.
     pub demo_orders: Option<std::net::SocketAddr>,
     demo_task: Option<JoinHandle<()>>,
+    /// Reloads the knowledge base when its files change; stops when dropped.
+    kb_watcher: Option<kefu_kb::Watcher>,
 }
 
 impl Drop for Builtins {
@@ -63,6 +68,10 @@ impl Builtins {
     /// Keeps the demo back-end running for the life of the process (for `kefu serve`).
     pub fn detach(mut self) -> SkillHost {
         self.demo_task.take();
+        // The watcher thread must outlive this value too: leak its handle for the process.
+        if let Some(w) = self.kb_watcher.take() {
+            std::mem::forget(w);
+        }
         std::mem::take(&mut self.host)
     }
 }
@@ -74,7 +83,17 @@ pub fn builtin_skill_names() -> Vec<String> {
     names
 }
 
-/// Assembles the built-in skills for the bot in `bot_dir`. `orders`: the operator's order
+/// The folder of a bot's knowledge base.
+pub const KB_DIR: &str = "kb";
+
+/// How often the knowledge base's files are checked for edits.
+const KB_POLL: Duration = Duration::from_secs(1);
+
+/// The knowledge-base confidence below which the bot says it has no answer.
+pub const KB_CONFIDENCE_FLOOR: f32 = 0.5;
+
+/// Assembles the built-in skills for the bot in `bot_dir`: `kb` over `bot_dir/kb/` (reloaded
+/// when its files change) when the folder exists. `orders`: the operator's order
 /// back-end, or `None` for the demo back-end serving `bot_dir/data/demo_orders.json` (skipped
 /// when the bot has no such file). Must run inside a tokio runtime.
 pub async fn builtin_skills(
@@ -83,6 +102,28 @@ pub async fn builtin_skills(
     orders: Option<OrdersConfig>,
 ) -> Result<Builtins, BuiltinError> {
     let mut host = SkillHost::new();
+    let mut kb_watcher = None;
+    let kb_dir = bot_dir.join(KB_DIR);
+    if kb_dir.is_dir() {
+        let dir = kb_dir.clone();
+        // Building the index reads and segments every entry: off the async threads.
+        let kb = tokio::task::spawn_blocking(move || kefu_kb::KnowledgeBase::open(&dir))
+            .await
+            .map_err(|e| BuiltinError::Kb(e.to_string()))?
+            .map_err(|e| BuiltinError::Kb(e.to_string()))?;
+        let kb = Arc::new(kb);
+        tracing::info!(entries = kb.len(), dir = %kb_dir.display(), "Knowledge base loaded");
+        kb_watcher = Some(
+            kb.watch(KB_POLL)
+                .map_err(|e| BuiltinError::Kb(e.to_string()))?,
+        );
+        host.register(
+            // Above the plugin's default floor: a wrong answer costs more than "I don't know"
+            // (a 0.4 hit matched "电池能用多久" to delivery times on one shared word).
+            Arc::new(kefu_kb::KbSkill::new(kb).with_threshold(KB_CONFIDENCE_FLOOR)),
+            hosting(Duration::from_secs(1)),
+        )?;
+    }
     let mut demo_orders = None;
     let mut demo_task = None;
     let orders = match orders {
@@ -123,6 +164,7 @@ pub async fn builtin_skills(
         host,
         demo_orders,
         demo_task,
+        kb_watcher,
     })
 }
 

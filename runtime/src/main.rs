@@ -15,6 +15,8 @@ use kefu_runtime::config::LogFormat;
 use kefu_runtime::{Config, RuntimeBuilder, open_sled_store};
 use tracing_subscriber::EnvFilter;
 
+#[path = "cli/kb_eval.rs"]
+mod kb_eval;
 #[path = "cli/nlu_eval.rs"]
 mod nlu_eval;
 
@@ -99,6 +101,11 @@ enum Command {
     /// Emotion model tools: `kefu emotion eval [--train T] --test T`.
     #[command(subcommand)]
     Emotion(nlu_eval::EmotionCommand),
+    /// Knowledge-base tools.
+    Kb {
+        #[command(subcommand)]
+        command: kb_eval::KbCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,6 +130,7 @@ fn main() -> ExitCode {
         ),
         Command::Nlu(cmd) => nlu_eval::run_nlu(cmd),
         Command::Emotion(cmd) => nlu_eval::run_emotion(cmd),
+        Command::Kb { command } => kb_eval::run(command),
         Command::Serve {
             config,
             flows,
