@@ -78,15 +78,16 @@ impl<H: TurnHandler> Runtime<H> {
 
     /// The HTTP application, for serving or for `oneshot` tests.
     pub fn router(&self) -> axum::Router {
-        let conversations: Arc<dyn Conversations> = Arc::new(self.registry.clone());
-        crate::http::app(AppState {
-            conversations,
-            config: self.http.clone(),
-        })
+        crate::http::app(self.app_state())
     }
 
-    /// Serves the API on `listener` until `shutdown` resolves, then stops every session and
-    /// flushes the store.
+    fn app_state(&self) -> AppState {
+        let conversations: Arc<dyn Conversations> = Arc::new(self.registry.clone());
+        AppState::new(conversations, (*self.http).clone())
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves, closes the WebSockets (1001),
+    /// then stops every session and flushes the store.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -96,8 +97,7 @@ impl<H: TurnHandler> Runtime<H> {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let app = self.router();
-        let served = crate::http::serve(listener, app, shutdown).await;
+        let served = crate::http::serve(listener, self.app_state(), shutdown).await;
         info!("Stopping sessions and flushing the store");
         self.registry.shutdown().await;
         served.map_err(|source| RuntimeError::Io { addr, source })
