@@ -30,10 +30,11 @@ pub use sled_store::{SledStore, SledStoreConfig};
 
 use async_trait::async_trait;
 
-/// How many idempotency keys a session remembers by default (see the crate docs): far more
-/// than the per-session in-flight limit, so any retry of a message a client may still be
-/// waiting for is recognised.
-pub const DEFAULT_IDEMPOTENCY_WINDOW: usize = 32;
+/// How many idempotency keys a session remembers by default (see the crate docs): twice the
+/// runtime's default per-session in-flight limit (8), so a retry of any message a client may
+/// still be waiting for is recognised. Small because the keys ride in the meta record, which
+/// every turn rewrites.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: usize = 16;
 
 /// The result type of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;
