@@ -189,19 +189,20 @@ impl<H: TurnHandler> Runtime<H> {
 
     /// The HTTP application, for serving or for `oneshot` tests.
     pub fn router(&self) -> axum::Router {
-        let conversations: Arc<dyn Conversations> = Arc::new(self.registry.clone());
-        let mut app = crate::http::app(AppState {
-            conversations,
-            config: self.http.clone(),
-        });
+        let mut app = crate::http::app(self.app_state());
         for routes in &self.routes {
             app = app.merge(crate::http::protect(routes.clone(), &self.http));
         }
         app
     }
 
-    /// Serves the API on `listener` until `shutdown` resolves, then stops every session and
-    /// flushes the store.
+    fn app_state(&self) -> AppState {
+        let conversations: Arc<dyn Conversations> = Arc::new(self.registry.clone());
+        AppState::new(conversations, (*self.http).clone())
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves, closes the WebSockets (1001),
+    /// then stops every session and flushes the store.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -211,8 +212,9 @@ impl<H: TurnHandler> Runtime<H> {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let app = self.router();
-        let served = crate::http::serve(listener, app, shutdown).await;
+        let served =
+            crate::http::serve_with(listener, self.app_state(), self.routes.clone(), shutdown)
+                .await;
         info!("Stopping sessions and skills, and flushing the store");
         self.registry.shutdown().await;
         self.skills.shutdown().await;

@@ -15,6 +15,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_MESSAGE_CHARS: usize = 4000;
 /// Default for [`HttpConfig::max_ws_frame_bytes`]: 64 KiB.
 pub const DEFAULT_MAX_WS_FRAME_BYTES: usize = 64 * 1024;
+/// Default for [`HttpConfig::ws_idle_timeout_secs`]: 5 minutes.
+pub const DEFAULT_WS_IDLE_TIMEOUT_SECS: u64 = 300;
 /// Default for [`HttpConfig::transcript_limit`].
 pub const DEFAULT_TRANSCRIPT_LIMIT: usize = 50;
 /// Default for [`HttpConfig::max_transcript_limit`].
@@ -38,6 +40,11 @@ pub struct HttpConfig {
     /// Largest accepted WebSocket message (and frame) in bytes. A larger one gets an error frame
     /// and the socket is closed with code 1009, because the rest of that frame cannot be skipped.
     pub max_ws_frame_bytes: usize,
+    /// A WebSocket that has received no frame (message, ping or pong) for this many seconds is
+    /// closed by the server with code 1000 "idle timeout", so abandoned sockets do not hold
+    /// memory and file descriptors forever. Clients that want to stay connected while the
+    /// user is silent send pings. 0 turns the timeout off.
+    pub ws_idle_timeout_secs: u64,
     /// Transcript entries returned by `GET /v1/conversations/{key}` when `?limit=` is absent.
     pub transcript_limit: usize,
     /// Upper bound for `?limit=`; larger values are clamped so one request cannot read a whole
@@ -52,6 +59,7 @@ impl Default for HttpConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_message_chars: DEFAULT_MAX_MESSAGE_CHARS,
             max_ws_frame_bytes: DEFAULT_MAX_WS_FRAME_BYTES,
+            ws_idle_timeout_secs: DEFAULT_WS_IDLE_TIMEOUT_SECS,
             transcript_limit: DEFAULT_TRANSCRIPT_LIMIT,
             max_transcript_limit: DEFAULT_MAX_TRANSCRIPT_LIMIT,
         }
@@ -69,11 +77,16 @@ impl fmt::Debug for HttpConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_message_chars", &self.max_message_chars)
             .field("max_ws_frame_bytes", &self.max_ws_frame_bytes)
+            .field("ws_idle_timeout_secs", &self.ws_idle_timeout_secs)
             .field("transcript_limit", &self.transcript_limit)
             .field("max_transcript_limit", &self.max_transcript_limit)
             .finish()
     }
 }
+
+/// Largest accepted [`HttpConfig::ws_idle_timeout_secs`]: one week. Longer is certainly a
+/// mistake (and would overflow the timer arithmetic near `u64::MAX`).
+pub const MAX_WS_IDLE_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
 /// Why an [`HttpConfig`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +107,14 @@ pub enum HttpConfigError {
         /// The configured maximum.
         max_transcript_limit: usize,
     },
+    /// The WebSocket idle timeout is absurdly long.
+    #[error(
+        "http.ws_idle_timeout_secs ({secs}) must be at most {MAX_WS_IDLE_TIMEOUT_SECS} (one week); use 0 to turn it off"
+    )]
+    IdleTimeoutTooLong {
+        /// The configured value.
+        secs: u64,
+    },
     /// An API key is empty or contains characters a client cannot send in a header.
     #[error(
         "http.api_keys[{index}] must be 16 to 256 visible ASCII characters (no spaces or control characters)"
@@ -105,6 +126,12 @@ pub enum HttpConfigError {
 }
 
 impl HttpConfig {
+    /// The WebSocket idle timeout, `None` when it is off.
+    pub fn ws_idle_timeout(&self) -> Option<std::time::Duration> {
+        (self.ws_idle_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.ws_idle_timeout_secs))
+    }
+
     /// Checks the settings; run at load time and by `kefu check`.
     pub fn validate(&self) -> Result<(), HttpConfigError> {
         for (field, value) in [
@@ -121,6 +148,11 @@ impl HttpConfig {
             return Err(HttpConfigError::TranscriptLimitAboveMax {
                 transcript_limit: self.transcript_limit,
                 max_transcript_limit: self.max_transcript_limit,
+            });
+        }
+        if self.ws_idle_timeout_secs > MAX_WS_IDLE_TIMEOUT_SECS {
+            return Err(HttpConfigError::IdleTimeoutTooLong {
+                secs: self.ws_idle_timeout_secs,
             });
         }
         for (index, key) in self.api_keys.iter().enumerate() {
@@ -180,6 +212,28 @@ mod tests {
             ..HttpConfig::default()
         };
         assert_eq!(key.validate(), Err(HttpConfigError::BadApiKey { index: 1 }));
+        let idle = HttpConfig {
+            ws_idle_timeout_secs: u64::MAX,
+            ..HttpConfig::default()
+        };
+        assert!(matches!(
+            idle.validate(),
+            Err(HttpConfigError::IdleTimeoutTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn idle_timeout_zero_is_off() {
+        let off = HttpConfig {
+            ws_idle_timeout_secs: 0,
+            ..HttpConfig::default()
+        };
+        assert!(off.validate().is_ok());
+        assert_eq!(off.ws_idle_timeout(), None);
+        assert_eq!(
+            HttpConfig::default().ws_idle_timeout(),
+            Some(std::time::Duration::from_secs(300))
+        );
     }
 
     #[test]

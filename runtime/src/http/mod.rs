@@ -44,17 +44,21 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use config::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_MAX_TRANSCRIPT_LIMIT,
-    DEFAULT_MAX_WS_FRAME_BYTES, DEFAULT_TRANSCRIPT_LIMIT, HttpConfig, HttpConfigError,
+    DEFAULT_MAX_WS_FRAME_BYTES, DEFAULT_TRANSCRIPT_LIMIT, DEFAULT_WS_IDLE_TIMEOUT_SECS, HttpConfig,
+    HttpConfigError, MAX_WS_IDLE_TIMEOUT_SECS,
 };
 pub use error::ApiError;
+pub use ws::LiveSockets;
 
-/// What every handler gets: the session layer and the HTTP settings.
+/// What every handler gets: the session layer, the HTTP settings and the live WebSockets.
 #[derive(Clone)]
 pub struct AppState {
     /// The session layer (implemented by kefu-actors; a test double in tests).
     pub conversations: Arc<dyn Conversations>,
     /// The HTTP settings, validated by the caller.
     pub config: Arc<HttpConfig>,
+    /// The open WebSocket sessions, closed by [`serve`] on shutdown.
+    pub sockets: LiveSockets,
 }
 
 impl AppState {
@@ -63,6 +67,7 @@ impl AppState {
         Self {
             conversations,
             config: Arc::new(config),
+            sockets: LiveSockets::default(),
         }
     }
 }
@@ -183,12 +188,22 @@ pub fn protect(router: Router, config: &HttpConfig) -> Router {
     router.layer(CatchPanicLayer::custom(error::panic_response))
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting connections and
-/// waits for in-flight requests (WebSocket sessions already upgraded are not waited for; they
-/// end when the session layer refuses further messages or the process exits).
+/// Serves the API of `state` on `listener` until `shutdown` completes, then stops accepting
+/// connections, waits for in-flight requests, and closes every WebSocket with 1001 "going
+/// away" (after its current turn), waiting at most a few seconds for the close handshakes.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, state, Vec::new(), shutdown).await
+}
+
+/// [`serve`] with extra routes beside the API (each guarded by [`protect`]).
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    extra: Vec<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
@@ -200,7 +215,30 @@ pub async fn serve(
             tracing::debug!(error = %err, "Could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let sockets = state.sockets.clone();
+    let signal = {
+        let sockets = sockets.clone();
+        async move {
+            shutdown.await;
+            // Upgraded connections are not tracked by axum's graceful shutdown: tell them
+            // ourselves, at the same moment the listener stops.
+            sockets.close_all();
+        }
+    };
+    let config = state.config.clone();
+    let mut router = app(state);
+    for routes in extra {
+        router = router.merge(protect(routes, &config));
+    }
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(signal)
+        .await;
+    let open = sockets.count();
+    if open > 0 && !sockets.wait_closed(ws::CLOSE_GRACE).await {
+        tracing::warn!(
+            open = sockets.count(),
+            "Some WebSockets did not finish closing in time"
+        );
+    }
+    served
 }

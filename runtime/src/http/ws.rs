@@ -12,9 +12,19 @@
 //! answered with an error frame and a close with code 1009, because the codec cannot skip the
 //! rest of it; a panic while handling a frame is answered with an `internal_error` frame. Pings
 //! are answered by the codec itself.
+//!
+//! Closing: a socket that has received no frame (text, binary, ping, pong) for
+//! `ws_idle_timeout_secs` is closed with 1000 "idle timeout"; on server shutdown every socket is
+//! closed with 1001 "going away" once its current turn has been answered, and [`serve`] waits
+//! (bounded by [`CLOSE_GRACE`]) until each socket has finished its close handshake, so clients
+//! see a clean close instead of a reset. [`LiveSockets`] is the shared handle for both.
+//!
+//! [`serve`]: super::serve
 
 use std::error::Error as _;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -23,12 +33,58 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use kefu_actors::api::TurnOutcome;
 use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
 use super::AppState;
 use super::error::{ApiError, panic_response};
 use super::extract::{SessionKey, parse_json};
 use super::inbound::{MessageBody, build_inbound, channel};
+
+/// How long a closing socket waits for the client's close frame, and how long shutdown waits
+/// for all sockets to finish closing. A client that never answers cannot hold the server up.
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// The live WebSocket sessions of one server: tells them to close on shutdown and waits until
+/// they have. Cheap to clone (all clones are one handle).
+#[derive(Clone, Debug)]
+pub struct LiveSockets {
+    /// `true` once shutdown began. Every socket holds a receiver, so the sender's receiver
+    /// count is the number of live sockets and `closed()` resolves when the last one is gone.
+    closing: Arc<watch::Sender<bool>>,
+}
+
+impl Default for LiveSockets {
+    fn default() -> Self {
+        Self {
+            closing: Arc::new(watch::Sender::new(false)),
+        }
+    }
+}
+
+impl LiveSockets {
+    /// Tells every socket, current and future, to close with 1001 "going away".
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Number of sockets currently open.
+    pub fn count(&self) -> usize {
+        self.closing.receiver_count()
+    }
+
+    /// Waits until every socket has closed, at most `grace`. Returns whether all did.
+    pub async fn wait_closed(&self, grace: Duration) -> bool {
+        tokio::time::timeout(grace, self.closing.closed())
+            .await
+            .is_ok()
+    }
+
+    fn join(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+}
 
 /// `{"type":"turn", ...TurnOutcome}`.
 #[derive(Serialize)]
@@ -63,10 +119,35 @@ pub(crate) async fn ws_get(
         .on_upgrade(move |socket| session(socket, state, key))
 }
 
-/// Runs one socket until the client closes it or it breaks.
+/// Why the server ends a socket by itself.
+enum Ending {
+    /// The client went quiet for the configured time.
+    Idle,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Runs one socket until the client closes it, it breaks, it idles out or the server stops.
 async fn session(mut socket: WebSocket, state: AppState, key: String) {
+    // Held for the socket's whole life: shutdown counts the live sockets by these.
+    let mut closing = state.sockets.join();
     tracing::debug!(session = %key, "WebSocket opened");
-    while let Some(received) = socket.recv().await {
+    let idle_limit = state.config.ws_idle_timeout();
+    let mut deadline = idle_limit.map(|limit| Instant::now() + limit);
+    let ending = loop {
+        let received = tokio::select! {
+            // Shutdown first: once it began, no further frame starts a turn.
+            biased;
+            _ = closing.wait_for(|closing| *closing) => break Some(Ending::Shutdown),
+            () = sleep_until(deadline) => break Some(Ending::Idle),
+            received = socket.recv() => received,
+        };
+        let Some(received) = received else {
+            break None;
+        };
+        if let Some(limit) = idle_limit {
+            deadline = Some(Instant::now() + limit);
+        }
         let reply = match received {
             Ok(Message::Text(text)) => turn_frame(&state, &key, text.as_str()).await,
             Ok(Message::Binary(_)) => ApiError::UnsupportedFrame.to_ws_frame(),
@@ -79,15 +160,53 @@ async fn session(mut socket: WebSocket, state: AppState, key: String) {
                 } else {
                     tracing::debug!(session = %key, error = %err, "WebSocket read failed");
                 }
-                break;
+                break None;
             }
         };
         if let Err(err) = socket.send(Message::Text(Utf8Bytes::from(reply))).await {
             tracing::debug!(session = %key, error = %err, "WebSocket write failed");
-            break;
+            break None;
         }
+    };
+    match ending {
+        Some(Ending::Idle) => {
+            tracing::debug!(session = %key, "WebSocket idle, closing");
+            close(socket, close_code::NORMAL, "idle timeout").await;
+        }
+        Some(Ending::Shutdown) => close(socket, close_code::AWAY, "going away").await,
+        None => {}
     }
     tracing::debug!(session = %key, "WebSocket closed");
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts the close handshake with `code` and waits (at most [`CLOSE_GRACE`]) for the client's
+/// answer, so the close frame is delivered before the connection goes. Best effort: the client
+/// may be gone already.
+async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    if let Err(err) = socket.send(Message::Close(Some(frame))).await {
+        tracing::debug!(error = %err, "Could not send the close frame");
+        return;
+    }
+    // Frames still in flight from the client are dropped; `recv` ends after its close frame.
+    let drained = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::debug!("Client did not answer the close frame in time");
+    }
 }
 
 /// Handles one text frame and returns the frame to answer with.

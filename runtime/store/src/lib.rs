@@ -10,9 +10,13 @@
 //!   snapshot and the idempotency record of that call are on disk (flushed), all or nothing.
 //! - **Optimistic concurrency.** An append names the sequence number it expects the session to be
 //!   at; a mismatch is [`AppendOutcome::Conflict`], a value, not an error.
-//! - **Idempotency.** An append whose idempotency key the session has already seen writes nothing
-//!   and answers [`AppendOutcome::Duplicate`] with the sequence range of the first write, so a
-//!   retried message is never applied twice and its original replies can be read back.
+//! - **Idempotency, bounded.** An append whose idempotency key is among the keys of the
+//!   session's last [`DEFAULT_IDEMPOTENCY_WINDOW`] (configurable per back-end) keyed appends
+//!   writes nothing and answers [`AppendOutcome::Duplicate`] with the sequence range of the
+//!   first write, so a retried message is never applied twice and its original replies can be
+//!   read back. Older keys are forgotten, so a session's storage does not grow per turn beyond
+//!   its events; a retry older than the window is treated as a new message (and, carrying a
+//!   stale `expected_seq`, normally answered `Conflict`).
 
 mod memory;
 mod types;
@@ -25,6 +29,12 @@ pub mod sled_store;
 pub use sled_store::{SledStore, SledStoreConfig};
 
 use async_trait::async_trait;
+
+/// How many idempotency keys a session remembers by default (see the crate docs): twice the
+/// runtime's default per-session in-flight limit (8), so a retry of any message a client may
+/// still be waiting for is recognised. Small because the keys ride in the meta record, which
+/// every turn rewrites.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: usize = 16;
 
 /// The result type of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;

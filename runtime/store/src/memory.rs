@@ -3,7 +3,7 @@
 //! For `kefu test` and `kefu chat` (conversations that need no data directory) and for tests of
 //! code above the store. Never for serving real users: nothing survives the process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -17,19 +17,35 @@ struct Session {
     snapshot_seq: u64,
     snapshot: Option<Vec<u8>>,
     events: BTreeMap<u64, Vec<u8>>,
-    idem: HashMap<String, (u64, u64)>,
+    /// The recent idempotency keys, oldest first, at most the store's window.
+    idem: VecDeque<(String, u64, u64)>,
 }
 
 /// A store that keeps everything in memory.
-#[derive(Default)]
 pub struct MemoryStore {
     sessions: Mutex<HashMap<String, Session>>,
+    idem_window: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_idempotency_window(crate::DEFAULT_IDEMPOTENCY_WINDOW)
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store remembering [`crate::DEFAULT_IDEMPOTENCY_WINDOW`] keys per session.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store remembering the last `window` idempotency keys per session, like the
+    /// durable back-ends (0: no deduplication).
+    pub fn with_idempotency_window(window: usize) -> Self {
+        MemoryStore {
+            sessions: Mutex::default(),
+            idem_window: window,
+        }
     }
 }
 
@@ -37,23 +53,26 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn append(&self, session: &str, req: AppendRequest) -> Result<AppendOutcome> {
         let mut sessions = self.sessions.lock();
-        let s = sessions
-            .entry(session.to_owned())
-            .or_insert_with(|| Session {
-                user: req.user.clone(),
-                ..Session::default()
-            });
-        if let Some(key) = &req.idempotency_key
-            && let Some(&(first_seq, last_seq)) = s.idem.get(key)
+        let existing = sessions.get(session);
+        if let (Some(s), Some(key)) = (existing, &req.idempotency_key)
+            && let Some(&(_, first_seq, last_seq)) = s.idem.iter().find(|(k, _, _)| k == key)
         {
             return Ok(AppendOutcome::Duplicate {
                 first_seq,
                 last_seq,
             });
         }
-        if s.seq != req.expected_seq {
-            return Ok(AppendOutcome::Conflict { actual_seq: s.seq });
+        let head = existing.map_or(0, |s| s.seq);
+        if head != req.expected_seq {
+            // Nothing is written, not even an empty session: like the durable back-ends.
+            return Ok(AppendOutcome::Conflict { actual_seq: head });
         }
+        let s = sessions
+            .entry(session.to_owned())
+            .or_insert_with(|| Session {
+                user: req.user.clone(),
+                ..Session::default()
+            });
         let first_seq = s.seq + 1;
         for payload in req.events {
             s.seq += 1;
@@ -64,7 +83,10 @@ impl Store for MemoryStore {
             s.snapshot_seq = s.seq;
         }
         if let Some(key) = req.idempotency_key {
-            s.idem.insert(key, (first_seq, s.seq));
+            s.idem.push_back((key, first_seq, s.seq));
+            while s.idem.len() > self.idem_window {
+                s.idem.pop_front();
+            }
         }
         Ok(AppendOutcome::Appended {
             first_seq,

@@ -2,17 +2,17 @@
 //!
 //! **Layout.** One sled tree holds every record, told apart by a kind byte, with
 //! length-prefixed session keys and user ids (see `codec.rs` for the table): a meta record per
-//! session (head seq, snapshot seq, user and the snapshot itself, so `load` is one point read),
-//! one key per event (`session ++ seq` big-endian, so a range read is one ordered scan), one
-//! key per idempotency key, and a user index. The directory layout (lock, format marker,
-//! sled's files) is described in `open.rs`.
+//! session (head seq, snapshot seq, user, the recent idempotency keys and the snapshot itself,
+//! so `load` and the duplicate check are one point read), one record per append holding its
+//! events (`session ++ first seq` big-endian, so a range read is one ordered scan), and a user
+//! index. The directory layout (lock, format marker, sled's files) is described in `open.rs`.
 //!
 //! **Write path of `append`.**
-//! 1. Under a striped per-session mutex: read the meta record, look up the idempotency key,
-//!    compare the head with `expected_seq`, then write the events and index records and, last,
-//!    the new meta record, each with a plain sled `insert` (see [`write`] for the order, the
-//!    crash windows it leaves and why readers ignore what a crashed append left behind). The
-//!    stripe lock makes check-then-write atomic even when two writers race on one session (the
+//! 1. Under a striped per-session mutex: read the meta record, look the idempotency key up in
+//!    it, compare the head with `expected_seq`, then write the events record and, last, the
+//!    new meta record, each with a plain sled `insert` (see [`write`] for the order, the crash
+//!    windows it leaves and why readers ignore what a crashed append left behind). The stripe
+//!    lock makes check-then-write atomic even when two writers race on one session (the
 //!    directory lock rules out other processes).
 //! 2. Release the stripe, take a group-commit ticket and wait, off the lock, until a flush that
 //!    started after the meta record was written has returned (see `group_commit.rs`). Only then
@@ -29,7 +29,7 @@
 //! **Read side.** The meta record is the truth: `events` stops at its head, `sessions_of_user`
 //! lists only index entries confirmed by a meta record of that user.
 //!
-//! Sled calls that only touch a few keys (gets, the batch, a bounded scan) run inline on the
+//! Sled calls that only touch a few keys (gets, two inserts, a bounded scan) run inline on the
 //! calling task: they take microseconds. The flush runs on the group-commit thread; whole-store
 //! scans (`delete_user`, `session_count`) run on tokio's blocking pool.
 
@@ -37,6 +37,8 @@ mod codec;
 #[cfg(test)]
 mod crash_windows;
 mod group_commit;
+#[cfg(test)]
+mod idem_window;
 mod open;
 mod write;
 
@@ -67,6 +69,11 @@ pub struct SledStoreConfig {
     /// Number of stripes of the per-session write lock. More stripes, fewer false conflicts
     /// between sessions hashing to the same stripe.
     pub lock_stripes: usize,
+    /// How many idempotency keys each session remembers: a retry is answered `Duplicate` as
+    /// long as fewer than this many newer keyed appends of the session were accepted since.
+    /// Older keys are forgotten, so storage does not grow with the number of turns. Keep it
+    /// well above the per-session in-flight limit. 0 turns deduplication off.
+    pub idempotency_window: usize,
 }
 
 impl Default for SledStoreConfig {
@@ -76,6 +83,7 @@ impl Default for SledStoreConfig {
             fsync: true,
             background_flush_ms: None,
             lock_stripes: 1024,
+            idempotency_window: crate::DEFAULT_IDEMPOTENCY_WINDOW,
         }
     }
 }
@@ -86,6 +94,8 @@ struct Inner {
     /// Serialises check-then-write per session (striped by key hash).
     stripes: Box<[Mutex<()>]>,
     hasher: std::hash::RandomState,
+    /// [`SledStoreConfig::idempotency_window`].
+    idem_window: usize,
     /// The data directory, for error messages.
     path: String,
 }
@@ -147,6 +157,7 @@ impl SledStore {
                 tree: opened.db,
                 stripes,
                 hasher: std::hash::RandomState::new(),
+                idem_window: config.idempotency_window,
                 path: path.display().to_string(),
             }),
             commit,
@@ -194,8 +205,8 @@ impl Inner {
             .transpose()
     }
 
-    /// Reads events in `from_seq..=head`. Events beyond the committed head are orphans of an
-    /// append that crashed before its commit point and are never returned.
+    /// Reads events in `from_seq..=head`. Event records beyond the committed head are orphans
+    /// of an append that crashed before its commit point and are never returned.
     fn events(&self, session: &str, from_seq: u64, limit: usize) -> Result<Vec<StoredEvent>> {
         let head = self.meta(session)?.map_or(0, |m| m.seq);
         let from_seq = from_seq.max(1);
@@ -203,18 +214,34 @@ impl Inner {
             return Ok(Vec::new());
         }
         let prefix = codec::event_prefix(session);
-        let start = codec::event_key(&prefix, from_seq);
+        let from_key = codec::event_key(&prefix, from_seq);
+        // The record holding `from_seq` is the last one starting at or before it.
+        let start = match self
+            .tree
+            .range(prefix.as_slice()..=from_key.as_slice())
+            .next_back()
+        {
+            Some(item) => item.map_err(self.err("read events"))?.0.to_vec(),
+            None => from_key,
+        };
         let end = codec::event_key(&prefix, head);
         let mut out = Vec::with_capacity(
             limit.min(usize::try_from(head - from_seq + 1).unwrap_or(usize::MAX)),
         );
-        for item in self.tree.range(start..=end).take(limit) {
-            let (key, payload) = item.map_err(self.err("read events"))?;
-            let seq = codec::event_seq(&prefix, &key, session)?;
-            out.push(StoredEvent {
-                seq,
-                payload: payload.to_vec(),
-            });
+        'records: for item in self.tree.range(start..=end) {
+            let (key, value) = item.map_err(self.err("read events"))?;
+            let first = codec::event_seq(&prefix, &key, session)?;
+            for (seq, payload) in (first..).zip(codec::decode_events(&value, session)?) {
+                if seq > head || out.len() >= limit {
+                    break 'records;
+                }
+                if seq >= from_seq {
+                    out.push(StoredEvent {
+                        seq,
+                        payload: payload.to_vec(),
+                    });
+                }
+            }
         }
         Ok(out)
     }

@@ -82,12 +82,15 @@ fn every_acknowledged_append_survives_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first_ack, first_ack_seen) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut acks = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let mut parts = line.split_whitespace();
                 if parts.next() == Some("ack") {
+                    // Ignored once the main thread stopped waiting.
+                    let _ = first_ack.send(());
                     let session: usize = parts.next().unwrap().parse().unwrap();
                     let seq: u64 = parts.next().unwrap().parse().unwrap();
                     acks.push((session, seq));
@@ -95,7 +98,12 @@ fn every_acknowledged_append_survives_sigkill() {
             }
             acks
         });
-        std::thread::sleep(Duration::from_millis(200 + pseudo_random_ms(round)));
+        // Kill at a random moment *while appending*: on a loaded machine the child may need
+        // longer than the random delay just to start, and a kill before the first append
+        // would prove nothing.
+        let started = first_ack_seen.recv_timeout(Duration::from_secs(60)).is_ok();
+        assert!(started, "round {round}: the child did not start appending");
+        std::thread::sleep(Duration::from_millis(pseudo_random_ms(round)));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         let acks = reader.join().unwrap();

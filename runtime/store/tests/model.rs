@@ -1,15 +1,32 @@
 //! Model-based test of `SledStore`: random operations, including `Reboot` (drop and reopen),
-//! run against the store and against a `BTreeMap` model; every answer must agree.
+//! run against the store (and, without reboots, the `MemoryStore`) and against a `BTreeMap`
+//! model; every answer must agree. The idempotency window is small (2 keys, 4 keys in use), so
+//! forgetting old keys is exercised all the time.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kefu_store::{AppendOutcome, AppendRequest, LoadedSession, SledStore, Store, StoredEvent};
+use std::collections::VecDeque;
+
+use kefu_store::{
+    AppendOutcome, AppendRequest, LoadedSession, MemoryStore, SledStore, SledStoreConfig, Store,
+    StoredEvent,
+};
 use proptest::prelude::*;
 
 /// Session keys chosen so that naive prefix encodings would collide.
 const SESSIONS: [&str; 4] = ["a", "a\0b", "用户\u{0}", ""];
 const USERS: [&str; 3] = ["u", "u\0x", "客"];
+/// Idempotency keys remembered per session, in the stores and the model.
+const WINDOW: usize = 2;
+
+fn open(dir: &Path) -> SledStore {
+    let config = SledStoreConfig {
+        idempotency_window: WINDOW,
+        ..SledStoreConfig::default()
+    };
+    SledStore::open_with(dir, config).unwrap()
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -53,7 +70,8 @@ struct ModelSession {
     snapshot_seq: u64,
     snapshot: Option<Vec<u8>>,
     user: String,
-    idem: BTreeMap<String, (u64, u64)>,
+    /// The last `WINDOW` keys, oldest first.
+    idem: VecDeque<(String, u64, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -71,8 +89,10 @@ impl Model {
     fn append(&mut self, session: &str, req: AppendRequest) -> AppendOutcome {
         let head = self.head(session);
         if let Some(key) = &req.idempotency_key
-            && let Some(&(first_seq, last_seq)) =
-                self.sessions.get(session).and_then(|s| s.idem.get(key))
+            && let Some(&(_, first_seq, last_seq)) = self
+                .sessions
+                .get(session)
+                .and_then(|s| s.idem.iter().find(|(k, _, _)| k == key))
         {
             return AppendOutcome::Duplicate {
                 first_seq,
@@ -97,7 +117,10 @@ impl Model {
             entry.snapshot_seq = last_seq;
         }
         if let Some(key) = req.idempotency_key {
-            entry.idem.insert(key, (first_seq, last_seq));
+            entry.idem.push_back((key, first_seq, last_seq));
+            if entry.idem.len() > WINDOW {
+                entry.idem.pop_front();
+            }
         }
         AppendOutcome::Appended {
             first_seq,
@@ -145,7 +168,9 @@ impl Model {
 }
 
 async fn run_ops(dir: &Path, ops: Vec<Op>) {
-    let mut store = Some(SledStore::open(dir).unwrap());
+    let mut store = Some(open(dir));
+    // The memory store follows along until the first reboot (it forgets everything there).
+    let mut memory = Some(MemoryStore::with_idempotency_window(WINDOW));
     let mut model = Model::default();
     let mut counter = 0u32;
     for op in ops {
@@ -174,6 +199,10 @@ async fn run_ops(dir: &Path, ops: Vec<Op>) {
                     snapshot: snapshot.then(&mut next),
                 };
                 let got = s.append(session, req.clone()).await.unwrap();
+                if let Some(memory) = &memory {
+                    let in_memory = memory.append(session, req.clone()).await.unwrap();
+                    assert_eq!(in_memory, got, "memory store, append to {session:?}");
+                }
                 assert_eq!(got, model.append(session, req), "append to {session:?}");
             }
             Op::Load(session) => {
@@ -190,8 +219,12 @@ async fn run_ops(dir: &Path, ops: Vec<Op>) {
                 limit,
             } => {
                 let session = SESSIONS[session];
+                let got = s.events(session, from, limit).await.unwrap();
+                if let Some(memory) = &memory {
+                    assert_eq!(memory.events(session, from, limit).await.unwrap(), got);
+                }
                 assert_eq!(
-                    s.events(session, from, limit).await.unwrap(),
+                    got,
                     model.events(session, from, limit),
                     "events {session:?} from {from} limit {limit}"
                 );
@@ -202,6 +235,9 @@ async fn run_ops(dir: &Path, ops: Vec<Op>) {
                 assert_eq!(got, model.sessions_of_user(USERS[user]));
             }
             Op::DeleteUser(user) => {
+                if let Some(memory) = &memory {
+                    memory.delete_user(USERS[user]).await.unwrap();
+                }
                 assert_eq!(
                     s.delete_user(USERS[user]).await.unwrap(),
                     model.delete_user(USERS[user])
@@ -212,13 +248,14 @@ async fn run_ops(dir: &Path, ops: Vec<Op>) {
             }
             Op::Reboot => {
                 drop(store.take());
-                store = Some(SledStore::open(dir).unwrap());
+                memory = None;
+                store = Some(open(dir));
             }
         }
     }
     // Finally everything must also survive one more reboot.
     drop(store.take());
-    let s = SledStore::open(dir).unwrap();
+    let s = open(dir);
     for session in SESSIONS {
         assert_eq!(s.load(session).await.unwrap(), model.load(session));
         assert_eq!(

@@ -8,6 +8,12 @@
 //! 3. Optionally, `--live-sessions M`: M more sessions get one message each and stay active, and
 //!    the server's resident memory is read.
 //!
+//! Besides rates and latencies, every phase reports the CPU time (user + system, all threads,
+//! from `/proc`) that the server and the load generator spent per operation while measuring.
+//! On a shared, noisy machine the rates swing with the neighbours' load, but CPU per operation
+//! hardly does; and with both processes CPU-bound on the same cores, the throughput ratio of two
+//! phases tends to the inverse ratio of their total CPU per operation, which is printed too.
+//!
 //! Bounded by design: loopback only, durations capped at 120 s, session counts at 1,000,000.
 
 use std::net::SocketAddr;
@@ -74,22 +80,73 @@ struct Phase {
     errors: u64,
     secs: f64,
     lat_us: Vec<u32>,
+    /// CPU seconds (server, load generator) spent while measuring, when `/proc` could be read.
+    cpu: Option<(f64, f64)>,
 }
 
 impl Phase {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.secs
+    }
+
+    /// CPU microseconds per operation: (server, load generator).
+    fn cpu_us_per_op(&self) -> Option<(f64, f64)> {
+        let (server, client) = self.cpu?;
+        let ops = self.ok.max(1) as f64;
+        Some((server * 1e6 / ops, client * 1e6 / ops))
+    }
+
     fn print(&self) {
-        let rate = self.ok as f64 / self.secs;
         println!(
             "{:<10} {:>10.0}/s  ok {:>9}  errors {:>6}  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms",
             self.name,
-            rate,
+            self.rate(),
             self.ok,
             self.errors,
             percentile(&self.lat_us, 50.0) as f64 / 1000.0,
             percentile(&self.lat_us, 95.0) as f64 / 1000.0,
             percentile(&self.lat_us, 99.0) as f64 / 1000.0,
         );
+        if let (Some((server, client)), Some((cpu_s, cpu_c))) = (self.cpu_us_per_op(), self.cpu) {
+            println!(
+                "{:<10} CPU per op: server {server:.1} us, loadgen {client:.1} us  (server {:.2} cores, loadgen {:.2} cores)",
+                "",
+                cpu_s / self.secs,
+                cpu_c / self.secs,
+            );
+        }
     }
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|ticks| *ticks > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// User + system CPU seconds of process `pid` (all its threads), `None` off Linux.
+fn cpu_secs(pid: u32, ticks: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields after it are plain numbers.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks)
+}
+
+/// CPU seconds of (the server, this process).
+fn cpu_pair(server_pid: u32, ticks: f64) -> Option<(f64, f64)> {
+    Some((
+        cpu_secs(server_pid, ticks)?,
+        cpu_secs(std::process::id(), ticks)?,
+    ))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -134,9 +191,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         server.child.id()
     );
 
+    let server_pid = server.child.id();
+    let mut healthz = None;
     if !args.no_healthz {
         let p = drive(
             addr,
+            server_pid,
             args.sessions,
             args.warmup,
             args.duration,
@@ -145,9 +205,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         )
         .await?;
         p.print();
+        healthz = Some(p);
     }
     let turns = drive(
         addr,
+        server_pid,
         args.sessions,
         args.warmup,
         args.duration,
@@ -156,9 +218,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     turns.print();
+    if let Some(healthz) = &healthz {
+        println!(
+            "turns/healthz: measured {:.1}%",
+            100.0 * turns.rate() / healthz.rate()
+        );
+        if let (Some((hs, hc)), Some((ts, tc))) = (healthz.cpu_us_per_op(), turns.cpu_us_per_op()) {
+            println!(
+                "turns/healthz: CPU-bound {:.1}% (healthz {:.1} us of CPU per request, a turn {:.1} us, server + loadgen)",
+                100.0 * (hs + hc) / (ts + tc),
+                hs + hc,
+                ts + tc
+            );
+        }
+    }
     if args.rate > 0.0 {
         let paced = drive(
             addr,
+            server_pid,
             args.sessions,
             args.warmup,
             args.duration,
@@ -204,8 +281,10 @@ enum Target {
     Turns,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     addr: SocketAddr,
+    server_pid: u32,
     n: usize,
     warmup: f64,
     secs: f64,
@@ -275,11 +354,16 @@ async fn drive(
         }));
     }
     tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+    let ticks = clock_ticks();
+    let cpu_before = cpu_pair(server_pid, ticks);
     measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_before
+        .zip(cpu_pair(server_pid, ticks))
+        .map(|((s0, c0), (s1, c1))| (s1 - s0, c1 - c0));
     stop.store(true, Ordering::Relaxed);
     let mut lat = Vec::new();
     for t in tasks {
@@ -295,6 +379,7 @@ async fn drive(
         errors: errors.load(Ordering::Relaxed),
         secs: elapsed,
         lat_us: lat,
+        cpu,
     })
 }
 

@@ -154,9 +154,14 @@ impl Conversations for FakeConversations {
 
 /// A router over a fresh double.
 pub(super) fn test_app(config: HttpConfig) -> (Router, Arc<FakeConversations>) {
-    let fake = Arc::new(FakeConversations::default());
-    let state = AppState::new(fake.clone(), config);
+    let (state, fake) = test_state(config);
     (app(state), fake)
+}
+
+/// The app state over a fresh double (for [`crate::http::serve`]).
+pub(super) fn test_state(config: HttpConfig) -> (AppState, Arc<FakeConversations>) {
+    let fake = Arc::new(FakeConversations::default());
+    (AppState::new(fake.clone(), config), fake)
 }
 
 /// A response, with its body parsed as JSON (`Value::Null` when it is not JSON).

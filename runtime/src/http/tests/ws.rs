@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{FakeConversations, PANIC_TEXT, test_app};
+use super::{FakeConversations, PANIC_TEXT, test_state};
 use crate::http::{HttpConfig, serve};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -29,11 +29,11 @@ struct Server {
 
 impl Server {
     async fn start(config: HttpConfig) -> Self {
-        let (app, fake) = test_app(config);
+        let (state, fake) = test_state(config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, app, async move {
+        let task = tokio::spawn(serve(listener, state, async move {
             let _ = stopped.await;
         }));
         Self {
@@ -252,5 +252,94 @@ async fn serve_answers_http_and_stops_on_signal() {
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
+    server.stop().await;
+}
+
+/// The next frame, which must be a close frame; returns its code and reason. The client's
+/// codec answers it, completing the handshake.
+async fn expect_close(client: &mut Client, within: Duration) -> (CloseCode, String) {
+    loop {
+        let frame = tokio::time::timeout(within, client.next())
+            .await
+            .expect("a close frame in time")
+            .expect("a close frame before the stream ends")
+            .unwrap();
+        match frame {
+            Message::Close(Some(frame)) => return (frame.code, frame.reason.to_string()),
+            Message::Pong(_) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_1001_after_their_turn() {
+    let server = Server::start(HttpConfig::default()).await;
+    let mut idle = server.connect("idle-one/ws").await;
+    let mut busy = server.connect("busy-one/ws").await;
+    // Make sure both sockets are fully set up on the server.
+    send_text(&mut idle, "hi").await;
+    next_json(&mut idle).await;
+    // A slow turn is in flight when shutdown begins: it is still answered, then closed.
+    send_text(&mut busy, "slow one").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let stopping = tokio::spawn(server.stop());
+    let (code, reason) = expect_close(&mut idle, Duration::from_secs(5)).await;
+    assert_eq!((code, reason.as_str()), (CloseCode::Away, "going away"));
+    let turn = next_json(&mut busy).await;
+    assert_eq!(turn["replies"][0]["text"], "echo: slow one");
+    let (code, _) = expect_close(&mut busy, Duration::from_secs(5)).await;
+    assert_eq!(code, CloseCode::Away);
+    // After the handshake the streams end, and serve returns (it waited for both closes).
+    for client in [&mut idle, &mut busy] {
+        while let Some(frame) = client.next().await {
+            assert!(
+                !matches!(frame, Ok(Message::Text(_))),
+                "no turn after the close: {frame:?}"
+            );
+        }
+    }
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_sockets_are_closed_with_1000_and_active_ones_stay_open() {
+    let config = HttpConfig {
+        ws_idle_timeout_secs: 1,
+        ..HttpConfig::default()
+    };
+    let server = Server::start(config).await;
+    let mut quiet = server.connect("quiet/ws").await;
+    let mut chatty = server.connect("chatty/ws").await;
+    let started = std::time::Instant::now();
+    // The chatty client sends something every 400 ms for 2 s: never idle for a whole second.
+    let chat = async {
+        for i in 0..5 {
+            send_text(&mut chatty, &format!("message {i}")).await;
+            assert_eq!(next_json(&mut chatty).await["type"], "turn");
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        // Pings count as activity too.
+        chatty
+            .send(Message::Ping(b"still here".to_vec().into()))
+            .await
+            .unwrap();
+        send_text(&mut chatty, "last").await;
+        assert_eq!(next_json(&mut chatty).await["type"], "turn");
+    };
+    let quiet_closed = async {
+        let closed = expect_close(&mut quiet, Duration::from_secs(5)).await;
+        (closed, started.elapsed())
+    };
+    let ((closed, waited), ()) = tokio::join!(quiet_closed, chat);
+    assert_eq!(closed, (CloseCode::Normal, "idle timeout".to_owned()));
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "closed after {waited:?}"
+    );
+    // Now the chatty one goes quiet and is closed too.
+    let (code, _) = expect_close(&mut chatty, Duration::from_secs(5)).await;
+    assert_eq!(code, CloseCode::Normal);
     server.stop().await;
 }

@@ -6,17 +6,20 @@
 //! That makes the encoding prefix-free: the prefix of session `"a"` can never be a prefix of the
 //! keys of session `"a\0b"`, because the two start with different lengths.
 //!
-//! | kind | key                                        | value                                  |
-//! |------|--------------------------------------------|----------------------------------------|
-//! | `F`  | `F`                                        | format version (`u32` BE)              |
-//! | `M`  | `M` len(session) session                   | [`Meta`]: head, snapshot seq, user, last idempotency key, snapshot |
-//! | `E`  | `E` len(session) session seq(`u64` BE)     | event payload                          |
-//! | `I`  | `I` len(session) session idempotency-key   | first seq, last seq (`u64` BE each)    |
-//! | `U`  | `U` len(user) user session                 | empty                                  |
+//! | kind | key                                          | value                                  |
+//! |------|----------------------------------------------|----------------------------------------|
+//! | `F`  | `F`                                          | format version (`u32` BE)              |
+//! | `M`  | `M` len(session) session                     | [`Meta`]: head, snapshot seq, user, the recent idempotency keys, snapshot |
+//! | `E`  | `E` len(session) session first-seq(`u64` BE) | [`encode_events`]: the events of one append, seq `first-seq..` |
+//! | `U`  | `U` len(user) user session                   | empty                                  |
 //!
 //! Big-endian sequence numbers make sled's lexicographic order the numeric order, so an event
-//! range is one ordered scan. The idempotency key and (in `U`) the session are the *last* part
-//! of their key, so they need no length of their own.
+//! range is one ordered scan. One `E` record holds all events of one append (a turn's user and
+//! bot events), so a turn costs two inserts (events, meta) however many events it has. The
+//! session in `U` is the *last* part of its key, so it needs no length of its own.
+//!
+//! Values use LEB128 varints for lengths and sequence numbers (small numbers, one or two bytes),
+//! since the meta record is rewritten on every turn.
 
 use crate::{LoadedSession, Result, StoreError};
 
@@ -24,11 +27,11 @@ use crate::{LoadedSession, Result, StoreError};
 pub(crate) const FORMAT_KEY: &[u8] = b"F";
 const META: u8 = b'M';
 const EVENT: u8 = b'E';
-const IDEM: u8 = b'I';
 const USER: u8 = b'U';
 /// Version byte leading every encoded [`Meta`], so a later layout can be told apart.
-/// Version 2 added [`Meta::last_idem`].
-const META_VERSION: u8 = 2;
+/// Version 3: varints, and the bounded list of recent idempotency keys ([`Meta::recent`])
+/// instead of one key plus separate `I` records.
+const META_VERSION: u8 = 3;
 
 fn with_str(kind: u8, s: &str, extra: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + 8 + s.len() + extra);
@@ -69,35 +72,6 @@ pub(crate) fn event_seq(prefix: &[u8], key: &[u8], session: &str) -> Result<u64>
         .ok_or_else(|| bad(session, "event key has no 8-byte sequence number"))
 }
 
-/// Prefix of all idempotency records of a session.
-pub(crate) fn idem_prefix(session: &str) -> Vec<u8> {
-    with_str(IDEM, session, 0)
-}
-
-/// Key of one idempotency record.
-pub(crate) fn idem_key(session: &str, idempotency_key: &str) -> Vec<u8> {
-    let mut key = with_str(IDEM, session, idempotency_key.len());
-    key.extend_from_slice(idempotency_key.as_bytes());
-    key
-}
-
-/// Value of an idempotency record: the sequence range of the write that used the key.
-pub(crate) fn idem_value(first_seq: u64, last_seq: u64) -> [u8; 16] {
-    let mut value = [0u8; 16];
-    value[..8].copy_from_slice(&first_seq.to_be_bytes());
-    value[8..].copy_from_slice(&last_seq.to_be_bytes());
-    value
-}
-
-/// Decodes an idempotency record into `(first_seq, last_seq)`.
-pub(crate) fn decode_idem(value: &[u8], session: &str) -> Result<(u64, u64)> {
-    let (first, last) = value
-        .split_first_chunk::<8>()
-        .and_then(|(first, rest)| Some((first, <[u8; 8]>::try_from(rest).ok()?)))
-        .ok_or_else(|| bad(session, "idempotency record is not 16 bytes"))?;
-    Ok((u64::from_be_bytes(*first), u64::from_be_bytes(last)))
-}
-
 /// Prefix of the user index entries of one user.
 pub(crate) fn user_prefix(user: &str) -> Vec<u8> {
     with_str(USER, user, 0)
@@ -121,19 +95,14 @@ pub(crate) fn user_key_session(prefix: &[u8], key: &[u8], user: &str) -> Result<
         })
 }
 
-/// The idempotency key of a session's latest append and the range that append wrote.
-///
-/// It rides in the meta record (the commit point) so that the key is committed together with
-/// the append; its own `I` record is written only by the *next* append, before that append
-/// replaces the meta record. So an `I` record is never written before the append it names has
-/// committed, and can be trusted whenever it exists (see `sled_store.rs`).
+/// One remembered idempotency key: the key and the sequence range of the append that used it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LastIdem {
+pub(crate) struct RecentIdem {
     /// The idempotency key.
     pub(crate) key: String,
     /// First sequence number of that append.
     pub(crate) first_seq: u64,
-    /// Last sequence number of that append.
+    /// Last sequence number of that append (`first_seq - 1` when it wrote no events).
     pub(crate) last_seq: u64,
 }
 
@@ -141,7 +110,10 @@ pub(crate) struct LastIdem {
 /// every append (it is the last record an append writes).
 ///
 /// The snapshot lives inside the meta record (not in a key of its own) because every turn
-/// rewrites both anyway, and activation then costs a single point read.
+/// rewrites both anyway, and activation then costs a single point read. The recent
+/// idempotency keys live here too, for the same reason: the duplicate check needs no second
+/// read, a key is committed exactly when its append is, and bounding them is just dropping
+/// the oldest entry of a list (nothing to delete on disk, no storage growth per turn).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Meta {
     /// Head sequence number.
@@ -150,34 +122,37 @@ pub(crate) struct Meta {
     pub(crate) snapshot_seq: u64,
     /// The user recorded on the first write.
     pub(crate) user: String,
-    /// The idempotency key of the append that wrote this record, if it had one.
-    pub(crate) last_idem: Option<LastIdem>,
+    /// Idempotency keys of the session's latest keyed appends, oldest first, at most the
+    /// store's idempotency window.
+    pub(crate) recent: Vec<RecentIdem>,
     /// The latest snapshot.
     pub(crate) snapshot: Option<Vec<u8>>,
 }
 
 impl Meta {
-    /// Encodes as: version, seq, snapshot_seq, user length, user, has-last-key flag
-    /// [first seq, last seq, key length, key], has-snapshot flag, snapshot.
+    /// Encodes as: version, seq, snapshot_seq, user length, user, number of recent keys, each
+    /// as [first seq, event count, key length, key], has-snapshot flag, snapshot. Every number
+    /// is a varint.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let snap_len = self.snapshot.as_ref().map_or(0, Vec::len);
-        let idem_len = self.last_idem.as_ref().map_or(0, |i| 24 + i.key.len());
-        let mut out =
-            Vec::with_capacity(1 + 8 + 8 + 8 + self.user.len() + 1 + idem_len + 1 + snap_len);
+        let recent_len: usize = self.recent.iter().map(|r| 12 + r.key.len()).sum();
+        let mut out = Vec::with_capacity(24 + self.user.len() + recent_len + snap_len);
         out.push(META_VERSION);
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(&self.snapshot_seq.to_be_bytes());
-        out.extend_from_slice(&(self.user.len() as u64).to_be_bytes());
-        out.extend_from_slice(self.user.as_bytes());
-        match &self.last_idem {
-            Some(idem) => {
-                out.push(1);
-                out.extend_from_slice(&idem.first_seq.to_be_bytes());
-                out.extend_from_slice(&idem.last_seq.to_be_bytes());
-                out.extend_from_slice(&(idem.key.len() as u64).to_be_bytes());
-                out.extend_from_slice(idem.key.as_bytes());
-            }
-            None => out.push(0),
+        put_varint(&mut out, self.seq);
+        put_varint(&mut out, self.snapshot_seq);
+        put_bytes(&mut out, self.user.as_bytes());
+        put_varint(&mut out, self.recent.len() as u64);
+        for recent in &self.recent {
+            put_varint(&mut out, recent.first_seq);
+            // Stored as a count so that an empty append (`last = first - 1`) needs no sign.
+            put_varint(
+                &mut out,
+                recent
+                    .last_seq
+                    .saturating_add(1)
+                    .saturating_sub(recent.first_seq),
+            );
+            put_bytes(&mut out, recent.key.as_bytes());
         }
         match &self.snapshot {
             Some(snapshot) => {
@@ -196,34 +171,27 @@ impl Meta {
         if version != [META_VERSION] {
             return Err(bad(session, "meta record has an unknown version"));
         }
-        let seq = take_u64(&mut rest, session, "head sequence")?;
-        let snapshot_seq = take_u64(&mut rest, session, "snapshot sequence")?;
-        let user_len = take_u64(&mut rest, session, "user length")?;
-        let user_len =
-            usize::try_from(user_len).map_err(|_| bad(session, "user length overflows"))?;
-        let user = std::str::from_utf8(take(&mut rest, user_len, session, "user")?)
-            .map_err(|_| bad(session, "user is not UTF-8"))?
-            .to_owned();
-        let last_idem = match take(&mut rest, 1, session, "idempotency flag")? {
-            [0] => None,
-            [1] => {
-                let first_seq = take_u64(&mut rest, session, "idempotency first sequence")?;
-                let last_seq = take_u64(&mut rest, session, "idempotency last sequence")?;
-                let key_len = take_u64(&mut rest, session, "idempotency key length")?;
-                let key_len = usize::try_from(key_len)
-                    .map_err(|_| bad(session, "idempotency key length overflows"))?;
-                let key =
-                    std::str::from_utf8(take(&mut rest, key_len, session, "idempotency key")?)
-                        .map_err(|_| bad(session, "idempotency key is not UTF-8"))?
-                        .to_owned();
-                Some(LastIdem {
-                    key,
-                    first_seq,
-                    last_seq,
-                })
-            }
-            _ => return Err(bad(session, "meta record has a bad idempotency flag")),
-        };
+        let seq = take_varint(&mut rest, session, "head sequence")?;
+        let snapshot_seq = take_varint(&mut rest, session, "snapshot sequence")?;
+        let user = take_str(&mut rest, session, "user")?;
+        let count = take_varint(&mut rest, session, "idempotency key count")?;
+        // Each entry takes at least 3 bytes: a corrupt count cannot make us allocate much.
+        let mut recent =
+            Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(rest.len() / 3));
+        for _ in 0..count {
+            let first_seq = take_varint(&mut rest, session, "idempotency first sequence")?;
+            let events = take_varint(&mut rest, session, "idempotency event count")?;
+            let last_seq = first_seq
+                .checked_add(events)
+                .and_then(|end| end.checked_sub(1))
+                .ok_or_else(|| bad(session, "idempotency range overflows"))?;
+            let key = take_str(&mut rest, session, "idempotency key")?;
+            recent.push(RecentIdem {
+                key,
+                first_seq,
+                last_seq,
+            });
+        }
         let snapshot = match take(&mut rest, 1, session, "snapshot flag")? {
             [0] if rest.is_empty() => None,
             [1] => Some(rest.to_vec()),
@@ -241,9 +209,19 @@ impl Meta {
             seq,
             snapshot_seq,
             user,
-            last_idem,
+            recent,
             snapshot,
         })
+    }
+
+    /// The range of the remembered append that used idempotency key `key`, if any.
+    pub(crate) fn find_idem(&self, key: &str) -> Option<(u64, u64)> {
+        // Newest first: a retry is most likely of the latest message.
+        self.recent
+            .iter()
+            .rev()
+            .find(|r| r.key == key)
+            .map(|r| (r.first_seq, r.last_seq))
     }
 
     /// The public view of this record.
@@ -257,22 +235,82 @@ impl Meta {
     }
 }
 
+/// Encodes the events of one append as one `E` value: count, then each event as
+/// [length, bytes] (varints).
+pub(crate) fn encode_events(events: &[Vec<u8>]) -> Vec<u8> {
+    let len: usize = events.iter().map(|e| e.len() + 3).sum();
+    let mut out = Vec::with_capacity(2 + len);
+    put_varint(&mut out, events.len() as u64);
+    for event in events {
+        put_bytes(&mut out, event);
+    }
+    out
+}
+
+/// Decodes an `E` value into its events, in order; malformation is [`StoreError::BadRecord`].
+pub(crate) fn decode_events<'a>(value: &'a [u8], session: &str) -> Result<Vec<&'a [u8]>> {
+    let mut rest = value;
+    let count = take_varint(&mut rest, session, "event count")?;
+    let mut events = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(rest.len()));
+    for _ in 0..count {
+        let len = take_varint(&mut rest, session, "event length")?;
+        let len = usize::try_from(len).map_err(|_| bad(session, "event length overflows"))?;
+        events.push(take(&mut rest, len, session, "event")?);
+    }
+    if !rest.is_empty() {
+        return Err(bad(session, "event record has trailing bytes"));
+    }
+    Ok(events)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
 fn take<'a>(rest: &mut &'a [u8], n: usize, session: &str, what: &str) -> Result<&'a [u8]> {
     if rest.len() < n {
-        return Err(bad(
-            session,
-            &format!("meta record is truncated at the {what}"),
-        ));
+        return Err(bad(session, &format!("record is truncated at the {what}")));
     }
     let (head, tail) = rest.split_at(n);
     *rest = tail;
     Ok(head)
 }
 
-fn take_u64(rest: &mut &[u8], session: &str, what: &str) -> Result<u64> {
-    let bytes = take(rest, 8, session, what)?;
-    let arr = <[u8; 8]>::try_from(bytes).map_err(|_| bad(session, "short integer"))?;
-    Ok(u64::from_be_bytes(arr))
+fn take_varint(rest: &mut &[u8], session: &str, what: &str) -> Result<u64> {
+    let mut n = 0u64;
+    for (i, &byte) in rest.iter().enumerate().take(10) {
+        let bits = u64::from(byte & 0x7f);
+        if i == 9 && byte > 1 {
+            break;
+        }
+        n |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            *rest = &rest[i + 1..];
+            return Ok(n);
+        }
+    }
+    Err(bad(
+        session,
+        &format!("record has a bad varint at the {what}"),
+    ))
+}
+
+fn take_str(rest: &mut &[u8], session: &str, what: &str) -> Result<String> {
+    let len = take_varint(rest, session, what)?;
+    let len = usize::try_from(len).map_err(|_| bad(session, &format!("{what} overflows")))?;
+    let bytes = take(rest, len, session, what)?;
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| bad(session, &format!("{what} is not UTF-8")))
 }
 
 fn bad(session: &str, detail: &str) -> StoreError {
@@ -293,7 +331,14 @@ mod tests {
         assert!(!ab.starts_with(&a));
         assert!(!event_key(&ab, 1).starts_with(&a));
         assert!(!user_prefix("u\0x").starts_with(&user_prefix("u")));
-        assert!(!idem_key("a\0b", "k").starts_with(&idem_prefix("a")));
+    }
+
+    fn recent(key: &str, first_seq: u64, last_seq: u64) -> RecentIdem {
+        RecentIdem {
+            key: key.into(),
+            first_seq,
+            last_seq,
+        }
     }
 
     #[test]
@@ -303,29 +348,21 @@ mod tests {
                 seq: 7,
                 snapshot_seq: 5,
                 user: "用户\0".into(),
-                last_idem: Some(LastIdem {
-                    key: "k\0键".into(),
-                    first_seq: 6,
-                    last_seq: 7,
-                }),
+                recent: vec![recent("k\0键", 6, 7), recent("", 8, 7)],
                 snapshot: Some(vec![1, 2]),
             },
             Meta {
                 seq: 0,
                 snapshot_seq: 0,
                 user: String::new(),
-                last_idem: None,
+                recent: Vec::new(),
                 snapshot: None,
             },
             Meta {
-                seq: 3,
+                seq: u64::MAX,
                 snapshot_seq: 3,
                 user: "u".into(),
-                last_idem: Some(LastIdem {
-                    key: String::new(),
-                    first_seq: 4,
-                    last_seq: 3,
-                }),
+                recent: vec![recent("x", 1 << 40, (1 << 40) + 300)],
                 snapshot: Some(vec![]),
             },
         ] {
@@ -338,6 +375,63 @@ mod tests {
         }
         assert!(Meta::decode(&[9, 0, 0], "s").is_err());
         assert!(Meta::decode(&[], "s").is_err());
+        // An absurd key count or an overlong varint is an error, not an allocation or a panic.
+        assert!(Meta::decode(&[META_VERSION, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f], "s").is_err());
+        assert!(
+            Meta::decode(
+                &[
+                    META_VERSION,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0x01
+                ],
+                "s"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn find_idem_answers_remembered_keys_only() {
+        let meta = Meta {
+            seq: 5,
+            snapshot_seq: 5,
+            user: "u".into(),
+            recent: vec![recent("a", 1, 2), recent("b", 3, 5)],
+            snapshot: None,
+        };
+        assert_eq!(meta.find_idem("a"), Some((1, 2)));
+        assert_eq!(meta.find_idem("b"), Some((3, 5)));
+        assert_eq!(meta.find_idem("c"), None);
+    }
+
+    #[test]
+    fn events_round_trip_and_reject_garbage() {
+        for events in [
+            vec![],
+            vec![vec![]],
+            vec![b"a".to_vec(), vec![7; 300], "用户".into()],
+        ] {
+            let encoded = encode_events(&events);
+            let decoded = decode_events(&encoded, "s").unwrap();
+            assert_eq!(
+                decoded,
+                events.iter().map(Vec::as_slice).collect::<Vec<_>>()
+            );
+            for cut in 0..encoded.len() {
+                assert!(decode_events(&encoded[..cut], "s").is_err());
+            }
+        }
+        assert!(decode_events(&[1, 0, 9], "s").is_err(), "trailing bytes");
+        assert!(decode_events(&[0xff, 0xff, 0xff, 0xff, 0x0f], "s").is_err());
     }
 
     #[test]
@@ -352,7 +446,5 @@ mod tests {
             user_key_session(&up, &user_key("u", "s\0x"), "u").ok(),
             Some("s\0x".into())
         );
-        assert_eq!(decode_idem(&idem_value(3, 9), "s").ok(), Some((3, 9)));
-        assert!(decode_idem(&[1, 2], "s").is_err());
     }
 }

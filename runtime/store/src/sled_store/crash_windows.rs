@@ -41,7 +41,7 @@ fn crash_before_commit(store: &SledStore, session: &str, req: &AppendRequest) {
         .unwrap();
 }
 
-/// Number of raw records of `session` of the given key kind (events or idempotency).
+/// Number of raw records under `prefix`.
 fn raw_count(store: &SledStore, prefix: &[u8]) -> usize {
     store.inner.tree.scan_prefix(prefix).count()
 }
@@ -72,7 +72,11 @@ async fn orphans_of_an_uncommitted_append_are_ignored_and_overwritten() {
 
     let store = open(dir.path());
     let prefix = codec::event_prefix(SESSION);
-    assert_eq!(raw_count(&store, &prefix), 6, "the orphans are on disk");
+    assert_eq!(
+        raw_count(&store, &prefix),
+        3,
+        "two committed event records and the orphan are on disk"
+    );
     let loaded = store.load(SESSION).await.unwrap().unwrap();
     assert_eq!((loaded.seq, loaded.snapshot_seq), (3, 3));
     assert_eq!(loaded.snapshot.as_deref(), Some(&b"snap-m1"[..]));
@@ -82,7 +86,7 @@ async fn orphans_of_an_uncommitted_append_are_ignored_and_overwritten() {
     );
     assert!(store.events(SESSION, 4, 10).await.unwrap().is_empty());
 
-    // Committed keys are still recognised, from the meta record and from an `I` record.
+    // Committed keys are still recognised, from the meta record's recent keys.
     assert_eq!(
         store
             .append(SESSION, req(0, "m1", "u", &["x"]))
@@ -200,8 +204,8 @@ async fn leftovers_of_a_crashed_deletion_are_invisible_and_swept() {
     drop(store);
 
     let store = open(dir.path());
-    let idem = codec::idem_prefix(SESSION);
-    assert_eq!(raw_count(&store, &idem), 2, "leftover idempotency records");
+    let events = codec::event_prefix(SESSION);
+    assert_eq!(raw_count(&store, &events), 3, "leftover event records");
     assert_eq!(store.load(SESSION).await.unwrap(), None);
     assert!(store.events(SESSION, 0, 10).await.unwrap().is_empty());
     assert!(store.sessions_of_user("u").await.unwrap().is_empty());
@@ -219,8 +223,7 @@ async fn leftovers_of_a_crashed_deletion_are_invisible_and_swept() {
             last_seq: 1
         }
     );
-    assert_eq!(raw_count(&store, &codec::event_prefix(SESSION)), 1);
-    assert_eq!(raw_count(&store, &idem), 0);
+    assert_eq!(raw_count(&store, &events), 1);
     assert_eq!(
         store
             .append(SESSION, req(1, "m1", "u", &["new2"]))
@@ -254,11 +257,7 @@ async fn a_retried_deletion_removes_the_leftovers() {
     let store = open(dir.path());
     // Nothing live is deleted, but every record of the session is gone afterwards.
     assert_eq!(store.delete_user("u").await.unwrap(), 0);
-    for prefix in [
-        codec::event_prefix(SESSION),
-        codec::idem_prefix(SESSION),
-        codec::user_prefix("u"),
-    ] {
+    for prefix in [codec::event_prefix(SESSION), codec::user_prefix("u")] {
         assert_eq!(raw_count(&store, &prefix), 0);
     }
     assert_eq!(raw_count(&store, &codec::meta_key(SESSION)), 0);

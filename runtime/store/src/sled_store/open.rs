@@ -32,7 +32,9 @@ use crate::{Result, StoreError};
 /// The on-disk layout version this build reads and writes. Version 2: meta record carries the
 /// last idempotency key, and appends are single-key inserts with the meta record as commit
 /// point (version-1 data relied on batches and must not be read with version-2 rules).
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// Version 3: one event record per append, varint meta record holding a bounded list of
+/// recent idempotency keys, no per-key `I` records.
+pub(crate) const FORMAT_VERSION: u32 = 3;
 const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_PREFIX: &str = "kefu-store-sled ";
 const LOCK_FILE: &str = "LOCK";

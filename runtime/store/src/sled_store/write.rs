@@ -13,29 +13,34 @@
 //! refuses to recover a later segment whose predecessor was torn; `pagecache/segment.rs`), and
 //! an insert issued after another one returned gets the later LSN. So after a crash the store
 //! holds every insert up to some point and none after it. An append writes, in this order:
-//! 1. its events (`E`, seq `head+1..`);
-//! 2. on a session's first write, its user index entry (`U`); on a later write, the `I` record
-//!    of the *previous* append's idempotency key, taken from the old meta record;
-//! 3. the new meta record (`M`: head, snapshot, user, *this* append's idempotency key) — the
-//!    commit point. Before it, readers see the old head; after it, the new one.
+//! 1. on a session's first write, its user index entry (`U`), after sweeping leftovers;
+//! 2. its events, all in one `E` record keyed by its first seq (`head+1`), if it has any;
+//! 3. the new meta record (`M`: head, snapshot, user, and the session's recent idempotency keys
+//!    including *this* append's) — the commit point. Before it, readers see the old head;
+//!    after it, the new one. A typical turn is therefore two inserts.
 //!
 //! Crash windows and why readers are safe (invariants the read side relies on):
-//! - Events with `seq > head` are orphans of an append that did not commit. Readers stop at
-//!   the head; the next append at that seq overwrites them.
-//! - An `I` record is only written after the meta record naming its key committed (step 2 of
-//!   the *next* append), so every `I` record of a live session belongs to a committed append.
-//!   The latest append's key is answered from the meta record itself.
+//! - An `E` record with first seq `> head` is an orphan of an append that did not commit.
+//!   Readers stop at the head; the next append with events writes the same key (`head+1`) and
+//!   replaces it. An orphan is always at `head+1`, so no committed record ever overlaps one.
+//! - Idempotency keys live only in the meta record, so a key is committed exactly when its
+//!   append is; a crashed append's key was never committed and its retry is applied normally.
 //! - A `U` entry without a meta record (first write crashed, or a deletion crashed) is ignored
 //!   by `sessions_of_user` and `delete_user`'s count, and removed by `delete_user`.
-//! - Deletion removes the meta record *first* (the session is gone from then on), then events,
-//!   `I` records and the `U` entry. Leftovers of a crashed deletion are invisible (no meta) and
-//!   swept when the session key is written again, or when `delete_user` is retried.
+//! - Deletion removes the meta record *first* (the session is gone from then on), then events
+//!   and the `U` entry. Leftovers of a crashed deletion are invisible (no meta) and swept when
+//!   the session key is written again, or when `delete_user` is retried.
+//!
+//! **Bounded idempotency.** The meta record remembers the keys of the session's last
+//! `idempotency_window` keyed appends; older keys are dropped from the list as new ones come
+//! in. Nothing per key is ever written elsewhere, so storage per session does not grow with
+//! the number of turns beyond the events themselves.
 //!
 //! All of this runs under the session's stripe lock, so check-then-write stays atomic with
 //! respect to other writers of the same session.
 
 use super::Inner;
-use super::codec::{self, LastIdem, Meta};
+use super::codec::{self, Meta, RecentIdem};
 use crate::{AppendOutcome, AppendRequest, Result, StoreError};
 
 impl Inner {
@@ -44,16 +49,14 @@ impl Inner {
     pub(super) fn append_locked(&self, session: &str, req: AppendRequest) -> Result<AppendOutcome> {
         let _stripe = self.stripe(session).lock();
         let meta = self.meta(session)?;
-        if let (Some(meta), Some(key)) = (&meta, req.idempotency_key.as_deref()) {
-            // Before the head check: a retry carries the stale expected_seq of its first try.
-            // Without a meta record no append of this session has committed, so any `I` record
-            // under its key is a leftover of a deleted incarnation and must not be trusted.
-            if let Some((first_seq, last_seq)) = self.find_idem(session, meta, key)? {
-                return Ok(AppendOutcome::Duplicate {
-                    first_seq,
-                    last_seq,
-                });
-            }
+        // Before the head check: a retry carries the stale expected_seq of its first try.
+        if let (Some(meta), Some(key)) = (&meta, req.idempotency_key.as_deref())
+            && let Some((first_seq, last_seq)) = meta.find_idem(key)
+        {
+            return Ok(AppendOutcome::Duplicate {
+                first_seq,
+                last_seq,
+            });
         }
         let head = meta.as_ref().map_or(0, |m| m.seq);
         if head != req.expected_seq {
@@ -68,26 +71,12 @@ impl Inner {
                 detail: "sequence number would overflow".into(),
             })?;
         self.write_records(session, meta.as_ref(), &req)?;
-        let new_meta = next_meta(meta, req, first_seq, last_seq);
+        let new_meta = next_meta(meta, req, first_seq, last_seq, self.idem_window);
         self.commit_meta(session, &new_meta)?;
         Ok(AppendOutcome::Appended {
             first_seq,
             last_seq,
         })
-    }
-
-    /// Answers an idempotency lookup for a session that has a committed meta record.
-    fn find_idem(&self, session: &str, meta: &Meta, key: &str) -> Result<Option<(u64, u64)>> {
-        if let Some(last) = &meta.last_idem
-            && last.key == key
-        {
-            return Ok(Some((last.first_seq, last.last_seq)));
-        }
-        self.tree
-            .get(codec::idem_key(session, key))
-            .map_err(self.err("read idempotency key"))?
-            .map(|value| codec::decode_idem(&value, session))
-            .transpose()
     }
 
     /// Steps 1 and 2 of an append (see the module docs): everything before the commit point.
@@ -98,37 +87,21 @@ impl Inner {
         meta: Option<&Meta>,
         req: &AppendRequest,
     ) -> Result<()> {
-        let head = meta.map_or(0, |m| m.seq);
-        match meta {
-            None => {
-                // A new session (or one re-created after a deletion): clear what a crashed
-                // deletion or a crashed first write may have left under this key, so no stale
-                // `I` record can ever be trusted once this incarnation commits.
-                self.sweep_session(session)?;
-            }
-            Some(meta) => {
-                if let Some(last) = &meta.last_idem {
-                    // Persist the previous append's key before the meta record that names it is
-                    // replaced. Re-inserting an identical record is a no-op in sled.
-                    self.tree
-                        .insert(
-                            codec::idem_key(session, &last.key),
-                            &codec::idem_value(last.first_seq, last.last_seq),
-                        )
-                        .map_err(self.err("write idempotency record"))?;
-                }
-            }
-        }
-        let prefix = codec::event_prefix(session);
-        for (seq, payload) in (head + 1..).zip(&req.events) {
-            self.tree
-                .insert(codec::event_key(&prefix, seq), payload.as_slice())
-                .map_err(self.err("write event"))?;
-        }
         if meta.is_none() {
+            // A new session (or one re-created after a deletion): clear what a crashed
+            // deletion or a crashed first write may have left under this key, so no stale
+            // event record of an earlier incarnation can ever show through.
+            self.sweep_session(session)?;
             self.tree
                 .insert(codec::user_key(&req.user, session), &[])
                 .map_err(self.err("write user index"))?;
+        }
+        if !req.events.is_empty() {
+            let head = meta.map_or(0, |m| m.seq);
+            let key = codec::event_key(&codec::event_prefix(session), head + 1);
+            self.tree
+                .insert(key, codec::encode_events(&req.events))
+                .map_err(self.err("write events"))?;
         }
         Ok(())
     }
@@ -141,16 +114,14 @@ impl Inner {
         Ok(())
     }
 
-    /// Removes every event and idempotency record stored under `session` (not its meta record
-    /// or user index entry). Caller holds the session's stripe lock.
+    /// Removes every event record stored under `session` (not its meta record or user index
+    /// entry). Caller holds the session's stripe lock.
     fn sweep_session(&self, session: &str) -> Result<()> {
-        for prefix in [codec::event_prefix(session), codec::idem_prefix(session)] {
-            for key in self.tree.scan_prefix(&prefix).keys() {
-                let key = key.map_err(self.err("scan session records"))?;
-                self.tree
-                    .remove(key)
-                    .map_err(self.err("remove session record"))?;
-            }
+        for key in self.tree.scan_prefix(codec::event_prefix(session)).keys() {
+            let key = key.map_err(self.err("scan session records"))?;
+            self.tree
+                .remove(key)
+                .map_err(self.err("remove session record"))?;
         }
         Ok(())
     }
@@ -185,33 +156,39 @@ impl Inner {
     }
 }
 
-/// The meta record an append commits.
-fn next_meta(old: Option<Meta>, req: AppendRequest, first_seq: u64, last_seq: u64) -> Meta {
-    let last_idem = req.idempotency_key.map(|key| LastIdem {
-        key,
-        first_seq,
-        last_seq,
-    });
-    match old {
-        Some(old) => {
-            let (snapshot_seq, snapshot) = match req.snapshot {
-                Some(snapshot) => (last_seq, Some(snapshot)),
-                None => (old.snapshot_seq, old.snapshot),
-            };
-            Meta {
-                seq: last_seq,
-                snapshot_seq,
-                user: old.user,
-                last_idem,
-                snapshot,
-            }
-        }
-        None => Meta {
-            seq: last_seq,
-            snapshot_seq: if req.snapshot.is_some() { last_seq } else { 0 },
-            user: req.user,
-            last_idem,
-            snapshot: req.snapshot,
-        },
+/// The meta record an append commits: the new head and snapshot, and this append's key added
+/// to the recent keys, the oldest dropped beyond `window`.
+fn next_meta(
+    old: Option<Meta>,
+    req: AppendRequest,
+    first_seq: u64,
+    last_seq: u64,
+    window: usize,
+) -> Meta {
+    let (user, mut recent, old_snapshot) = match old {
+        Some(old) => (old.user, old.recent, Some((old.snapshot_seq, old.snapshot))),
+        None => (req.user, Vec::new(), None),
+    };
+    if let Some(key) = req.idempotency_key {
+        recent.push(RecentIdem {
+            key,
+            first_seq,
+            last_seq,
+        });
+    }
+    if recent.len() > window {
+        recent.drain(..recent.len() - window);
+    }
+    let (snapshot_seq, snapshot) = match (req.snapshot, old_snapshot) {
+        (Some(snapshot), _) => (last_seq, Some(snapshot)),
+        (None, Some(old)) => old,
+        (None, None) => (0, None),
+    };
+    Meta {
+        seq: last_seq,
+        snapshot_seq,
+        user,
+        recent,
+        snapshot,
     }
 }
