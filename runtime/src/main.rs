@@ -203,9 +203,12 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
         );
     }
     let store = open_sled(&cfg.data_dir).await.map_err(|e| e.to_string())?;
-    let runtime = Runtime::start(&cfg, store, engine)
+    let runtime = Runtime::start(&cfg, store, engine.clone())
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(desk) = runtime.desk() {
+        engine.attach_desk(desk.clone());
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}\n  hint: is another kefu running? use --listen 127.0.0.1:0 for a free port", cfg.listen))?;

@@ -17,7 +17,7 @@ pub mod router;
 #[cfg(test)]
 mod tests;
 
-pub use desk::{AgentPush, Desk, DeskConversations, Handoff, HandoffSink, UserPush};
+pub use desk::{AgentPush, ContextView, Desk, DeskConversations, Handoff, HandoffSink, UserPush};
 pub use model::{
     AgentAccount, AgentProfile, DeskConfig, DeskEvent, Escalation, HandoverContext, Outcome,
     Presence, Ticket, TicketState,

@@ -225,6 +225,19 @@ impl Router {
         Ok(router)
     }
 
+    /// A router over a sled database in `dir` (created if missing), opened for the desk alone.
+    pub fn open_dir(
+        config: DeskConfig,
+        dir: &std::path::Path,
+        clock: Arc<dyn Clock>,
+    ) -> DeskResult<Self> {
+        let db = sled::open(dir).map_err(|e| DeskError::Storage {
+            op: "open",
+            detail: format!("{}: {e}", dir.display()),
+        })?;
+        Self::open(config, db, clock)
+    }
+
     /// A router that keeps everything in memory (tests, benchmarks).
     pub fn in_memory(config: DeskConfig, clock: Arc<dyn Clock>) -> Self {
         Self::build(config, clock, None)

@@ -5,6 +5,10 @@
 //! answers every frame, in order, with `{"type":"turn", ...}` (the same fields as the REST
 //! response) or `{"type":"error","code":...,"message":...}`.
 //!
+//! When the human desk is on, the server also pushes frames the user did not ask for: an agent's
+//! message `{"type":"agent_message","agent","text","seq","at_ms"}` and desk notices
+//! `{"type":"notice","text","at_ms"}` (an agent joined, the bot is back, a rating question).
+//!
 //! Invariants: one socket's messages are handled strictly one after another (the next frame is
 //! not read before the previous turn is answered), which is what the session layer's ordering
 //! promise needs from a channel; a bad frame costs an error frame, never the connection; a frame
@@ -66,7 +70,22 @@ pub(crate) async fn ws_get(
 /// Runs one socket until the client closes it or it breaks.
 async fn session(mut socket: WebSocket, state: AppState, key: String) {
     tracing::debug!(session = %key, "WebSocket opened");
-    while let Some(received) = socket.recv().await {
+    let mut pushes = state
+        .agents
+        .as_ref()
+        .map(|agents| agents.desk().subscribe_user(&key));
+    loop {
+        let received = tokio::select! {
+            received = socket.recv() => received,
+            frame = next_push(&mut pushes) => {
+                if let Err(err) = socket.send(Message::Text(Utf8Bytes::from(frame))).await {
+                    tracing::debug!(session = %key, error = %err, "WebSocket push failed");
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(received) = received else { break };
         let reply = match received {
             Ok(Message::Text(text)) => turn_frame(&state, &key, text.as_str()).await,
             Ok(Message::Binary(_)) => ApiError::UnsupportedFrame.to_ws_frame(),
@@ -88,6 +107,27 @@ async fn session(mut socket: WebSocket, state: AppState, key: String) {
         }
     }
     tracing::debug!(session = %key, "WebSocket closed");
+}
+
+/// The next frame the desk pushes to this conversation; never resolves without a desk.
+async fn next_push(
+    pushes: &mut Option<tokio::sync::broadcast::Receiver<kefu_actors::agents::UserPush>>,
+) -> String {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(rx) = pushes else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(push) => match serde_json::to_string(&push) {
+                Ok(frame) => return frame,
+                Err(err) => tracing::error!(error = %err, "Could not serialise a push"),
+            },
+            // Missed frames are in the transcript; the client can re-read it.
+            Err(RecvError::Lagged(missed)) => tracing::debug!(missed, "WebSocket push lagged"),
+            Err(RecvError::Closed) => return std::future::pending().await,
+        }
+    }
 }
 
 /// Handles one text frame and returns the frame to answer with.
