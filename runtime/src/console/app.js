@@ -132,7 +132,8 @@ async function acceptConversation(session) {
 }
 
 function appendEntry(e) {
-  const who = { user: "Customer", bot: "Bot", agent: "Agent", system: "" }[e.role] || e.role;
+  const names = { user: "Customer", bot: "Bot", agent: "Agent", system: "" };
+  const who = e.role in names ? names[e.role] : e.role;
   const time = e.at_ms ? new Date(e.at_ms).toLocaleTimeString() : "";
   $("transcript").append(el("li", { class: e.role }, el("small", {}, who + " " + time), e.text));
   $("transcript").scrollTop = $("transcript").scrollHeight;
