@@ -10,7 +10,9 @@
 //!
 //! No HTTP here: the runtime's agent API and console sit on top of [`Desk`].
 
+mod clock;
 pub mod desk;
+mod error;
 pub mod model;
 pub mod router;
 

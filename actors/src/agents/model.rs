@@ -376,3 +376,33 @@ impl AgentAccount {
         }
     }
 }
+
+/// A waiting conversation's place, for the user's waiting message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueuePosition {
+    /// 1 = next.
+    pub position: usize,
+    /// Seconds until an agent is expected to take it.
+    pub estimated_wait_secs: u64,
+}
+
+/// Where a transfer sends a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// A named agent (directly when they have room, else reserved for them in the queue).
+    Agent(String),
+    /// The queue of agents with this skill (a team).
+    Skill(String),
+}
+
+/// An agent as the desk sees them now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentView {
+    /// The profile.
+    #[serde(flatten)]
+    pub profile: AgentProfile,
+    /// Presence.
+    pub presence: Presence,
+    /// Conversations held, sorted.
+    pub conversations: Vec<String>,
+}

@@ -19,141 +19,18 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
+pub use super::clock::{Clock, ManualClock, SystemClock};
+pub use super::error::{DeskError, DeskResult};
 use super::model::{
     AgentProfile, DeskConfig, DeskEvent, Escalation, Outcome, Presence, Ticket, TicketState,
 };
-
-/// Where the desk's time comes from.
-pub trait Clock: Send + Sync + 'static {
-    /// Milliseconds (Unix epoch for the system clock; any origin for test clocks).
-    fn now_ms(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        crate::events::now_ms()
-    }
-}
-
-/// A clock tests move by hand.
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicU64);
-
-impl ManualClock {
-    /// A clock reading `ms`.
-    pub fn new(ms: u64) -> Self {
-        Self(AtomicU64::new(ms))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance_ms(&self, ms: u64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Why a desk operation was refused or failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeskError {
-    /// No agent with this id is configured.
-    #[error("no agent {agent:?}")]
-    UnknownAgent {
-        /// The id.
-        agent: String,
-    },
-    /// The conversation is not in the desk (never escalated, or already ended).
-    #[error("conversation {session:?} is not with the human desk")]
-    UnknownConversation {
-        /// The conversation.
-        session: String,
-    },
-    /// The conversation is not waiting in the queue (someone has it).
-    #[error("conversation {session:?} is not waiting in the queue")]
-    NotWaiting {
-        /// The conversation.
-        session: String,
-    },
-    /// The conversation is not assigned to this agent.
-    #[error("conversation {session:?} is not assigned to agent {agent:?}")]
-    NotAssigned {
-        /// The conversation.
-        session: String,
-        /// The agent.
-        agent: String,
-    },
-    /// The agent has as many conversations as their capacity.
-    #[error("agent {agent:?} is at capacity")]
-    AtCapacity {
-        /// The agent.
-        agent: String,
-    },
-    /// The agent may not take this conversation.
-    #[error("agent {agent:?} cannot take this conversation: {reason}")]
-    NotEligible {
-        /// The agent.
-        agent: String,
-        /// Why (offline, tier, reserved for another agent).
-        reason: &'static str,
-    },
-    /// The desk's storage failed; nothing was acknowledged.
-    #[error("the desk's storage failed during {op}: {detail}")]
-    Storage {
-        /// What was being done.
-        op: &'static str,
-        /// What sled said.
-        detail: String,
-    },
-}
-
-/// Result of desk operations.
-pub type DeskResult<T> = Result<T, DeskError>;
-
-/// A waiting conversation's place, for the user's waiting message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct QueuePosition {
-    /// 1 = next.
-    pub position: usize,
-    /// Seconds until an agent is expected to take it.
-    pub estimated_wait_secs: u64,
-}
-
-/// Where a transfer sends a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransferTarget {
-    /// A named agent (directly when they have room, else reserved for them in the queue).
-    Agent(String),
-    /// The queue of agents with this skill (a team).
-    Skill(String),
-}
-
-/// An agent as the desk sees them now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AgentView {
-    /// The profile.
-    #[serde(flatten)]
-    pub profile: AgentProfile,
-    /// Presence.
-    pub presence: Presence,
-    /// Conversations held, sorted.
-    pub conversations: Vec<String>,
-}
+pub use super::model::{AgentView, QueuePosition, TransferTarget};
 
 struct AgentSlot {
     profile: AgentProfile,
