@@ -333,6 +333,7 @@ impl Router {
                     inner.queue.insert(self.queue_key(&updated));
                 }
                 inner.tickets.insert(session.clone(), updated);
+                self.dispatch_ticket(&mut inner, &session)?;
             } else {
                 let seq = inner.next_seq;
                 inner.next_seq += 1;
@@ -363,8 +364,8 @@ impl Router {
                     position,
                     at_ms: now,
                 });
+                self.dispatch_ticket(&mut inner, &session)?;
             }
-            self.dispatch_locked(&mut inner)?;
         }
         Ok(self.position(&session))
     }
@@ -471,7 +472,14 @@ impl Router {
             self.requeue(session, "agent went offline")?;
         }
         let mut inner = self.inner.lock();
-        self.dispatch_locked(&mut inner)
+        let mut assigned = Vec::new();
+        for session in &held {
+            if let Some(to) = self.dispatch_ticket(&mut inner, session)? {
+                assigned.push((session.clone(), to));
+            }
+        }
+        assigned.extend(self.fill_agent(&mut inner, agent)?);
+        Ok(assigned)
     }
 
     /// Puts an assigned conversation back in the queue at its original place.
@@ -508,6 +516,48 @@ impl Router {
     pub fn dispatch(&self) -> DeskResult<Vec<(String, String)>> {
         let mut inner = self.inner.lock();
         self.dispatch_locked(&mut inner)
+    }
+
+    /// Gives one waiting conversation to the best agent with room, if any (auto-assign).
+    ///
+    /// Together with [`Router::fill_agent`] this keeps the invariant "in auto-assign mode no
+    /// waiting conversation is eligible for an agent with room" incrementally: a new or
+    /// requeued ticket can only match agents who already had room, and a freed slot can only
+    /// be filled by its own agent. So neither needs the whole queue against every agent.
+    fn dispatch_ticket(&self, inner: &mut Inner, session: &str) -> DeskResult<Option<String>> {
+        if !self.config.auto_assign {
+            return Ok(None);
+        }
+        let Some(ticket) = inner.tickets.get(session) else {
+            return Ok(None);
+        };
+        if ticket.state != TicketState::Queued {
+            return Ok(None);
+        }
+        let Some(agent) = best_agent(inner, ticket) else {
+            return Ok(None);
+        };
+        self.assign_locked(inner, session, &agent)?;
+        Ok(Some(agent))
+    }
+
+    /// Fills `agent`'s free slots with the first waiting conversations they may take.
+    fn fill_agent(&self, inner: &mut Inner, agent: &str) -> DeskResult<Vec<(String, String)>> {
+        let mut assigned = Vec::new();
+        if !self.config.auto_assign {
+            return Ok(assigned);
+        }
+        while let Some(slot) = inner.agents.get(agent).filter(|a| a.has_room()) {
+            let next = inner
+                .queue
+                .iter()
+                .find(|(_, _, s)| inner.tickets.get(s).is_some_and(|t| eligible(slot, t)))
+                .map(|(_, _, s)| s.clone());
+            let Some(session) = next else { break };
+            self.assign_locked(inner, &session, agent)?;
+            assigned.push((session, agent.to_owned()));
+        }
+        Ok(assigned)
     }
 
     fn dispatch_locked(&self, inner: &mut Inner) -> DeskResult<Vec<(String, String)>> {
@@ -697,7 +747,12 @@ impl Router {
         {
             self.assign_locked(&mut inner, session, &to)?;
         }
-        self.dispatch_locked(&mut inner)
+        let mut assigned = Vec::new();
+        if let Some(to) = self.dispatch_ticket(&mut inner, session)? {
+            assigned.push((session.to_owned(), to));
+        }
+        assigned.extend(self.fill_agent(&mut inner, agent)?);
+        Ok(assigned)
     }
 
     /// Ends the human part of a conversation (hand back to the bot, or close).
@@ -721,7 +776,7 @@ impl Router {
             handle_ms,
             at_ms: now,
         });
-        self.dispatch_locked(&mut inner)?;
+        self.fill_agent(&mut inner, agent)?;
         Ok(ticket)
     }
 
@@ -816,31 +871,38 @@ fn is_negative(emotion: &str) -> bool {
     )
 }
 
-/// The agent who should get `ticket`: online with room, right tier, the skill, the language;
-/// least busy first, then the one who waited longest since their last assignment.
-fn best_agent(inner: &Inner, ticket: &Ticket) -> Option<String> {
+/// True when `agent` may take `ticket` now: online with room, not reserved for someone else,
+/// tier high enough, has the skill, writes the language.
+fn eligible(agent: &AgentSlot, ticket: &Ticket) -> bool {
     let esc = &ticket.escalation;
+    agent.has_room()
+        && ticket
+            .target_agent
+            .as_deref()
+            .is_none_or(|t| t == agent.profile.id)
+        && agent.profile.tier >= esc.tier
+        && esc
+            .skill
+            .as_deref()
+            .is_none_or(|s| agent.profile.skills.iter().any(|k| k == s))
+        && (agent.profile.languages.is_empty()
+            || esc.context.lang.is_empty()
+            || agent.profile.languages.contains(&esc.context.lang))
+}
+
+/// The agent who should get `ticket` among those eligible: least busy first, then the one
+/// assigned longest ago (round robin among equals), then by id for determinism.
+fn best_agent(inner: &Inner, ticket: &Ticket) -> Option<String> {
     inner
         .agents
         .values()
-        .filter(|a| a.has_room())
-        .filter(|a| {
-            ticket
-                .target_agent
-                .as_deref()
-                .is_none_or(|t| t == a.profile.id)
+        .filter(|a| eligible(a, ticket))
+        .min_by(|a, b| {
+            (a.held.len(), a.last_assigned, &a.profile.id).cmp(&(
+                b.held.len(),
+                b.last_assigned,
+                &b.profile.id,
+            ))
         })
-        .filter(|a| a.profile.tier >= esc.tier)
-        .filter(|a| {
-            esc.skill
-                .as_deref()
-                .is_none_or(|s| a.profile.skills.iter().any(|k| k == s))
-        })
-        .filter(|a| {
-            a.profile.languages.is_empty()
-                || esc.context.lang.is_empty()
-                || a.profile.languages.contains(&esc.context.lang)
-        })
-        .min_by_key(|a| (a.held.len(), a.last_assigned, a.profile.id.clone()))
         .map(|a| a.profile.id.clone())
 }
