@@ -19,7 +19,7 @@
 //! when a session's pin differs from the current version, i.e. after a reload.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -32,6 +32,7 @@ use kefu_plugin::{Caller, SkillError, SkillOutcome, SkillRequest};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::agents::{Handoff, HandoffSink};
 use crate::api::{NluView, Reply};
 use crate::handler::{DEFAULT_TENANT, HandledTurn, HandlerError, TurnContext, TurnHandler};
 use crate::skills::SkillHost;
@@ -397,6 +398,9 @@ pub struct FlowEngine {
     retained: Mutex<Vec<Retained>>,
     pin_retention: Duration,
     skills: Arc<SkillHost>,
+    /// The human desk, when agents are configured: consulted on every turn (human mode keeps
+    /// the bot silent) and told about hand-offs. Set once at start-up.
+    desk: OnceLock<Arc<dyn HandoffSink>>,
 }
 
 impl FlowEngine {
@@ -429,6 +433,7 @@ impl FlowEngine {
             retained: Mutex::new(Vec::new()),
             pin_retention: DEFAULT_PIN_RETENTION,
             skills: Arc::new(SkillHost::new()),
+            desk: OnceLock::new(),
         }
     }
 
@@ -441,6 +446,11 @@ impl FlowEngine {
     /// The skills the flows can call.
     pub fn skills(&self) -> &Arc<SkillHost> {
         &self.skills
+    }
+
+    /// Connects the human desk; returns false when one was already connected (it stays).
+    pub fn attach_desk(&self, desk: Arc<dyn HandoffSink>) -> bool {
+        self.desk.set(desk).is_ok()
     }
 
     /// The same engine releasing old versions `retention` after their last use.
@@ -663,6 +673,13 @@ impl TurnHandler for FlowEngine {
         state: &mut EngineState,
         turn: &TurnContext<'_>,
     ) -> Result<HandledTurn, HandlerError> {
+        let desk = self.desk.get();
+        if desk.is_some_and(|d| d.is_human(turn.session)) {
+            // Human mode: the message is recorded, the agent answers; the dialog state is left
+            // as it was so the bot resumes where it stopped after a hand back.
+            return Ok(HandledTurn::default());
+        }
+        let before = state.dialog.active.as_ref().map(|f| f.flow.clone());
         let meta = TurnMeta {
             tenant: turn.tenant,
             user: turn.user,
@@ -670,7 +687,22 @@ impl TurnHandler for FlowEngine {
             channel: turn.channel,
             tags: &[],
         };
-        Ok(self.step(state, turn.text, &meta).await.handled)
+        let report = self.step(state, turn.text, &meta).await;
+        if let (Some(reason), Some(desk)) = (&report.handoff, desk) {
+            let nlu = report.handled.nlu.as_ref();
+            desk.handed_off(Handoff {
+                session: turn.session.to_owned(),
+                user: turn.user.to_owned(),
+                channel: turn.channel.to_owned(),
+                reason: reason.clone(),
+                lang: nlu.map(|n| n.lang.clone()).unwrap_or_default(),
+                intent: nlu.and_then(|n| n.intent.clone()),
+                active_flow: before.or_else(|| report.handled.active_flow.clone()),
+                slots: state.dialog.slots.clone(),
+                emotion: report.emotion.clone(),
+            });
+        }
+        Ok(report.handled)
     }
 }
 

@@ -41,6 +41,24 @@ pub enum SessionEvent {
         /// Milliseconds since the Unix epoch.
         at_ms: u64,
     },
+    /// A human agent's message to the user (written by the desk, not the session actor).
+    Agent {
+        /// The agent's id.
+        agent: String,
+        /// The agent's display name, as the user saw it.
+        name: String,
+        /// What was said.
+        text: String,
+        /// Milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// A notice of the human desk shown to the user (queue, hand back, rating question).
+    Notice {
+        /// The text shown.
+        text: String,
+        /// Milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
     /// The session was parked after repeated failures.
     Parked {
         /// Why.

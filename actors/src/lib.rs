@@ -4,6 +4,7 @@
 //! storage back-end types live here: channels talk to [`Conversations`], sessions write through
 //! [`kefu_store::Store`].
 
+pub mod agents;
 pub mod api;
 pub mod engine;
 pub mod events;

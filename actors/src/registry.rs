@@ -472,29 +472,34 @@ impl<H: TurnHandler> Conversations for SessionRegistry<H> {
         let transcript = events
             .into_iter()
             .filter_map(|ev| {
-                let (role, text, at_ms, message_id) =
-                    match SessionEvent::decode(&ev.payload).ok()? {
-                        SessionEvent::User {
-                            message_id,
-                            text,
-                            at_ms,
-                            ..
-                        } => ("user", text, at_ms, message_id),
-                        SessionEvent::Bot {
-                            message_id,
-                            text,
-                            at_ms,
-                        } => ("bot", text, at_ms, message_id),
-                        SessionEvent::Failed {
-                            message_id,
-                            reply,
-                            at_ms,
-                            ..
-                        } => ("bot", reply, at_ms, message_id),
-                        SessionEvent::Parked { reason: _, at_ms } => {
-                            ("system", "parked".to_owned(), at_ms, String::new())
-                        }
-                    };
+                let (role, text, at_ms, message_id) = match SessionEvent::decode(&ev.payload)
+                    .ok()?
+                {
+                    SessionEvent::User {
+                        message_id,
+                        text,
+                        at_ms,
+                        ..
+                    } => ("user", text, at_ms, message_id),
+                    SessionEvent::Bot {
+                        message_id,
+                        text,
+                        at_ms,
+                    } => ("bot", text, at_ms, message_id),
+                    SessionEvent::Failed {
+                        message_id,
+                        reply,
+                        at_ms,
+                        ..
+                    } => ("bot", reply, at_ms, message_id),
+                    SessionEvent::Agent { text, at_ms, .. } => {
+                        ("agent", text, at_ms, String::new())
+                    }
+                    SessionEvent::Notice { text, at_ms } => ("system", text, at_ms, String::new()),
+                    SessionEvent::Parked { reason: _, at_ms } => {
+                        ("system", "parked".to_owned(), at_ms, String::new())
+                    }
+                };
                 Some(TranscriptEntry {
                     seq: ev.seq,
                     role: role.to_owned(),

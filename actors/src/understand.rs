@@ -9,7 +9,6 @@ use kefu_flows::{Bot, EntityKind as FlowEntityKind, EntityValue, Lang, Signals};
 use kefu_models::{
     Emotion, EmotionTrend, Entity, EntityConfig, EntityKind, LookupEntity, LookupEntry,
 };
-use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
 /// A message as the interpreter needs it, owned so the turn can await skills in between.
@@ -111,27 +110,22 @@ pub(crate) fn to_flow_entity(e: &Entity) -> Option<EntityValue> {
 /// The policy signals of a turn: this message's emotion and the session's trend including it,
 /// plus the user's tags (`vip` among them).
 pub(crate) fn signals(emotion: &Emotion, trend: &EmotionTrend, tags: &[String]) -> Signals {
-    let mut s = Signals::default();
-    s.emotion = Some(emotion.label.as_str().to_owned());
-    s.intensity = emotion.intensity;
-    s.negative_streak = u32::try_from(trend.negative_streak).unwrap_or(u32::MAX);
-    s.slope = trend.slope;
-    s.peak = trend.peak;
-    s.vip = tags.iter().any(|t| t.eq_ignore_ascii_case("vip"));
-    s.tags = tags.to_vec();
-    s
-}
-
-/// A JSON value for templates that show an entity (kept for callers that log them).
-#[allow(dead_code)]
-pub(crate) fn entity_json(e: &EntityValue) -> Value {
-    serde_json::json!({ "name": e.name, "value": e.value })
+    Signals {
+        emotion: Some(emotion.label.as_str().to_owned()),
+        intensity: emotion.intensity,
+        negative_streak: u32::try_from(trend.negative_streak).unwrap_or(u32::MAX),
+        slope: trend.slope,
+        peak: trend.peak,
+        vip: tags.iter().any(|t| t.eq_ignore_ascii_case("vip")),
+        tags: tags.to_vec(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use kefu_models::EmotionModel;
+    use serde_json::Value;
 
     #[test]
     fn entities_are_translated_to_the_flows_vocabulary() {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use kefu_actors::SessionConfig;
+use kefu_actors::agents::DeskConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::http::HttpConfig;
@@ -26,6 +27,9 @@ pub struct Config {
     pub sessions: SessionConfig,
     /// The HTTP API: keys and size limits.
     pub http: HttpConfig,
+    /// The human desk: agents, routing and SLA (`[agents]`, `[[agents.agents]]`); off when no
+    /// agents are listed. See docs/agents.md.
+    pub agents: DeskConfig,
     /// Log filter in `tracing`'s env-filter syntax (`info`, `kefu=debug,warn`, ...); `RUST_LOG`
     /// wins when set.
     pub log: String,
@@ -52,6 +56,7 @@ impl Default for Config {
             flows: PathBuf::from("dialog-flows/bots/shop"),
             sessions: SessionConfig::default(),
             http: HttpConfig::default(),
+            agents: DeskConfig::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
         }
@@ -132,7 +137,13 @@ impl Config {
         self.http.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             message: format!("http: {e}"),
-        })
+        })?;
+        self.agents
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })
     }
 }
 

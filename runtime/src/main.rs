@@ -248,6 +248,9 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())?;
+    if let (Some(desk), Some(engine)) = (runtime.desk(), &shared_engine) {
+        engine.attach_desk(desk.clone());
+    }
     if hot_reload && let Some(engine) = shared_engine {
         kefu_runtime::reload::spawn(
             engine,

@@ -14,6 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kefu_actors::skills::{Skill, SkillConfig, SkillHost};
+use std::time::Duration;
+
+use kefu_actors::agents::{Desk, DeskConversations, DeskError, Router as DeskRouter, SystemClock};
 use kefu_actors::{Conversations, SessionRegistry, TurnHandler};
 use kefu_store::{SledStore, Store, StoreError};
 use tokio::net::TcpListener;
@@ -34,6 +37,9 @@ pub enum RuntimeError {
     /// A skill could not be registered or started.
     #[error(transparent)]
     Skills(#[from] kefu_actors::SkillHostError),
+    /// The human desk could not open its storage.
+    #[error("the human desk could not start: {0}")]
+    Desk(#[from] DeskError),
     /// The listener failed.
     #[error("cannot serve on {addr}: {source}")]
     Io {
@@ -139,19 +145,34 @@ impl RuntimeBuilder {
         skills.start().await?;
         let handler = handler(skills.clone());
         let registry =
-            match SessionRegistry::start(self.store, handler, self.config.sessions.clone()).await {
+            match SessionRegistry::start(self.store.clone(), handler, self.config.sessions.clone())
+                .await
+            {
                 Ok(registry) => registry,
                 Err(e) => {
                     skills.shutdown().await;
                     return Err(RuntimeError::Sessions(e.to_string()));
                 }
             };
-        info!(skills = ?skills.names(), "Runtime started");
+        let agents = if self.config.agents.enabled() {
+            match start_desk(&self.config, self.store.clone(), &registry).await {
+                Ok(desk) => Some(Arc::new(crate::http::AgentApi::new(desk))),
+                Err(e) => {
+                    registry.shutdown().await;
+                    skills.shutdown().await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        info!(skills = ?skills.names(), agents = agents.is_some(), "Runtime started");
         Ok(Runtime {
             registry,
             skills,
             http: Arc::new(self.config.http.clone()),
             routes: self.routes,
+            agents,
         })
     }
 }
@@ -162,6 +183,8 @@ pub struct Runtime<H: TurnHandler> {
     skills: Arc<SkillHost>,
     http: Arc<HttpConfig>,
     routes: Vec<axum::Router>,
+    /// The human desk, when agents are configured.
+    agents: Option<Arc<crate::http::AgentApi>>,
 }
 
 impl<H: TurnHandler> Runtime<H> {
@@ -182,6 +205,12 @@ impl<H: TurnHandler> Runtime<H> {
         &self.skills
     }
 
+    /// The human desk, when agents are configured. Connect the engine to it
+    /// (`FlowEngine::attach_desk`) so hand-offs reach it and human mode silences the bot.
+    pub fn desk(&self) -> Option<&Arc<Desk>> {
+        self.agents.as_ref().map(|a| a.desk())
+    }
+
     /// The session registry (for stats, hot reload and tests).
     pub fn registry(&self) -> &SessionRegistry<H> {
         &self.registry
@@ -197,8 +226,14 @@ impl<H: TurnHandler> Runtime<H> {
     }
 
     fn app_state(&self) -> AppState {
-        let conversations: Arc<dyn Conversations> = Arc::new(self.registry.clone());
-        AppState::new(conversations, (*self.http).clone())
+        // With a desk, channels go through it: a conversation in human mode reaches its agent.
+        let conversations: Arc<dyn Conversations> = match self.desk() {
+            Some(desk) => Arc::new(DeskConversations::new(desk.clone())),
+            None => Arc::new(self.registry.clone()),
+        };
+        let mut state = AppState::new(conversations, (*self.http).clone());
+        state.agents = self.agents.clone();
+        state
     }
 
     /// Serves the API on `listener` until `shutdown` resolves, closes the WebSockets (1001),
@@ -220,4 +255,25 @@ impl<H: TurnHandler> Runtime<H> {
         self.skills.shutdown().await;
         served.map_err(|source| RuntimeError::Io { addr, source })
     }
+}
+
+/// Opens the desk's own sled database in `<data_dir>/desk` (beside the session store's files)
+/// and starts its background work.
+async fn start_desk<H: TurnHandler>(
+    config: &Config,
+    store: Arc<dyn Store>,
+    registry: &SessionRegistry<H>,
+) -> Result<Arc<Desk>, RuntimeError> {
+    let dir = config.data_dir.join("desk");
+    let desk_config = config.agents.clone();
+    let router = tokio::task::spawn_blocking(move || {
+        DeskRouter::open_dir(desk_config, &dir, Arc::new(SystemClock))
+    })
+    .await
+    .map_err(|e| RuntimeError::Sessions(format!("desk start-up panicked: {e}")))??;
+    let sessions: Arc<dyn Conversations> = Arc::new(registry.clone());
+    let desk = Desk::new(Arc::new(router), store, sessions);
+    desk.spawn_tasks(Duration::from_secs(1));
+    info!(agents = config.agents.agents.len(), "Human desk started");
+    Ok(desk)
 }

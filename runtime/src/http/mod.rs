@@ -11,6 +11,7 @@
 //! | POST | `/webhooks/rest/webhook` | key | Rasa's REST channel |
 //! | GET | `/webhooks/rest/` | open | Rasa's REST channel health |
 //! | GET | `/healthz`, `/readyz`, `/openapi.json` | open | probes and docs |
+//! | * | `/v1/agents/...`, `/console` | agent token | the human desk (see `agents`), mounted only when agents are configured |
 //!
 //! Invariants: every response a client can get, including unknown routes, wrong methods,
 //! extractor failures and handler panics, is either a success body or our JSON error shape
@@ -18,6 +19,7 @@
 //! test that checks the OpenAPI document; middleware is limited to what every request needs
 //! (body limit, panic guard; auth only when keys are configured) because this is the hot path.
 
+mod agents;
 mod auth;
 mod config;
 mod error;
@@ -42,6 +44,7 @@ use kefu_actors::api::Conversations;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use agents::{AgentApi, AgentApiError};
 pub use config::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_MAX_TRANSCRIPT_LIMIT,
     DEFAULT_MAX_WS_FRAME_BYTES, DEFAULT_TRANSCRIPT_LIMIT, DEFAULT_WS_IDLE_TIMEOUT_SECS, HttpConfig,
@@ -59,6 +62,9 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     /// The open WebSocket sessions, closed by [`serve`] on shutdown.
     pub sockets: LiveSockets,
+    /// The human desk's agent API, when agents are configured (also pushes agent messages to
+    /// users' WebSockets).
+    pub agents: Option<Arc<AgentApi>>,
 }
 
 impl AppState {
@@ -68,6 +74,7 @@ impl AppState {
             conversations,
             config: Arc::new(config),
             sockets: LiveSockets::default(),
+            agents: None,
         }
     }
 }
@@ -164,6 +171,10 @@ pub fn app(state: AppState) -> Router {
         };
         tracing::trace!(method = %spec.method, path = spec.path, access = ?spec.access, "Route mounted");
         router = router.route(spec.path, handler);
+    }
+    if state.agents.is_some() {
+        // Agent routes carry their own authentication (agent tokens, not operator keys).
+        router = router.merge(agents::routes());
     }
     let max_body_bytes = state.config.max_body_bytes;
     router

@@ -5,6 +5,10 @@
 //! answers every frame, in order, with `{"type":"turn", ...}` (the same fields as the REST
 //! response) or `{"type":"error","code":...,"message":...}`.
 //!
+//! When the human desk is on, the server also pushes frames the user did not ask for: an agent's
+//! message `{"type":"agent_message","agent","text","seq","at_ms"}` and desk notices
+//! `{"type":"notice","text","at_ms"}` (an agent joined, the bot is back, a rating question).
+//!
 //! Invariants: one socket's messages are handled strictly one after another (the next frame is
 //! not read before the previous turn is answered), which is what the session layer's ordering
 //! promise needs from a channel; a bad frame costs an error frame, never the connection; a frame
@@ -119,6 +123,15 @@ pub(crate) async fn ws_get(
         .on_upgrade(move |socket| session(socket, state, key))
 }
 
+/// What woke the socket loop (the select only picks; the work happens outside it, so no
+/// borrow of the shutdown flag is held across a send).
+enum Incoming {
+    /// A frame the desk pushes to the user.
+    Push(String),
+    /// What the client sent (or the end of the stream).
+    Client(Option<Result<Message, axum::Error>>),
+}
+
 /// Why the server ends a socket by itself.
 enum Ending {
     /// The client went quiet for the configured time.
@@ -132,15 +145,31 @@ async fn session(mut socket: WebSocket, state: AppState, key: String) {
     // Held for the socket's whole life: shutdown counts the live sockets by these.
     let mut closing = state.sockets.join();
     tracing::debug!(session = %key, "WebSocket opened");
+    let mut pushes = state
+        .agents
+        .as_ref()
+        .map(|agents| agents.desk().subscribe_user(&key));
     let idle_limit = state.config.ws_idle_timeout();
     let mut deadline = idle_limit.map(|limit| Instant::now() + limit);
     let ending = loop {
-        let received = tokio::select! {
+        let event = tokio::select! {
             // Shutdown first: once it began, no further frame starts a turn.
             biased;
             _ = closing.wait_for(|closing| *closing) => break Some(Ending::Shutdown),
             () = sleep_until(deadline) => break Some(Ending::Idle),
-            received = socket.recv() => received,
+            // An agent's message (human mode) goes out as soon as the desk pushes it.
+            frame = next_push(&mut pushes) => Incoming::Push(frame),
+            received = socket.recv() => Incoming::Client(received),
+        };
+        let received = match event {
+            Incoming::Push(frame) => {
+                if let Err(err) = socket.send(Message::Text(Utf8Bytes::from(frame))).await {
+                    tracing::debug!(session = %key, error = %err, "WebSocket push failed");
+                    break None;
+                }
+                continue;
+            }
+            Incoming::Client(received) => received,
         };
         let Some(received) = received else {
             break None;
@@ -206,6 +235,27 @@ async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
     .await;
     if drained.is_err() {
         tracing::debug!("Client did not answer the close frame in time");
+    }
+}
+
+/// The next frame the desk pushes to this conversation; never resolves without a desk.
+async fn next_push(
+    pushes: &mut Option<tokio::sync::broadcast::Receiver<kefu_actors::agents::UserPush>>,
+) -> String {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(rx) = pushes else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(push) => match serde_json::to_string(&push) {
+                Ok(frame) => return frame,
+                Err(err) => tracing::error!(error = %err, "Could not serialise a push"),
+            },
+            // Missed frames are in the transcript; the client can re-read it.
+            Err(RecvError::Lagged(missed)) => tracing::debug!(missed, "WebSocket push lagged"),
+            Err(RecvError::Closed) => return std::future::pending().await,
+        }
     }
 }
 
