@@ -42,7 +42,7 @@ pub use entity::{BuiltinEntity, EntityDef, EntityKind};
 pub use external::MAX_SAVED_DATA_BYTES;
 pub use input::{EntityValue, IntentMatch, Signals, TurnInput};
 pub use interpreter::{MAX_STEPS_PER_TURN, resume, step};
-pub use load::{RESPONSE_KEYS, TOP_LEVEL_KEYS};
+pub use load::{OOS_INTENT, RESPONSE_KEYS, TOP_LEVEL_KEYS};
 pub use load_flow::STEP_KINDS;
 pub use model::{
     AskStep, CallArg, CallStep, EndScope, ExperimentDef, FlowDef, GenerateStep, IntentDef, Lang,

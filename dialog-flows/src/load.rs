@@ -15,6 +15,11 @@
 //! Invariant: the loader never panics on any input and never stops at the first problem;
 //! a bot is only built when no error was recorded (warnings are kept on the bot).
 
+/// The intent whose examples are out of scope for the bot: the classifier learns them as a
+/// class of their own, and a message classified as it gets the fallback reply. No flow may
+/// start on it.
+pub const OOS_INTENT: &str = "oos";
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -389,7 +394,8 @@ impl Loader {
         let unused: Vec<String> = self
             .intents
             .keys()
-            .filter(|i| !self.triggers.contains_key(*i))
+            // `oos` holds out-of-scope examples: it is meant to start nothing.
+            .filter(|i| !self.triggers.contains_key(*i) && i.as_str() != OOS_INTENT)
             .cloned()
             .collect();
         for intent in unused {

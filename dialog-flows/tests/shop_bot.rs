@@ -146,7 +146,9 @@ fn every_intent_has_enough_varied_examples_and_a_flow() {
             let n = def.examples.get(lang).len();
             assert!((15..=40).contains(&n), "{name}/{lang}: {n} examples");
         }
-        assert!(bot.flow_for_intent(name).is_some(), "{name} starts no flow");
+        if name != kefu_flows::OOS_INTENT {
+            assert!(bot.flow_for_intent(name).is_some(), "{name} starts no flow");
+        }
     }
     assert!(
         bot.synonyms()
