@@ -98,13 +98,22 @@ fn copy_bot(to: &Path) -> PathBuf {
     let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dialog-flows/bots/shop");
     let flows = to.join("bot");
     std::fs::create_dir(&flows).unwrap();
-    for entry in std::fs::read_dir(shop).unwrap() {
+    copy_tree(&shop, &flows);
+    flows
+}
+
+/// The whole bot: flows, plus its knowledge base and demo order data (its skills need them).
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|x| x == "yaml") {
-            std::fs::copy(&path, flows.join(path.file_name().unwrap())).unwrap();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            std::fs::create_dir(&target).unwrap();
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
         }
     }
-    flows
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
