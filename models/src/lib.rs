@@ -21,6 +21,7 @@ mod config;
 mod error;
 mod features;
 mod linear;
+pub mod llm;
 mod nlu;
 mod normalize;
 mod rules;
@@ -31,6 +32,7 @@ pub use classifier::{
 };
 pub use config::ClassifierConfig;
 pub use error::{ModelError, Result};
+pub use llm::{LlmBackend, LlmError, LlmRequest};
 pub use nlu::{IntentSource, Nlu, Understanding};
 pub use normalize::{Lang, detect_lang, detect_lang_or, is_cjk, normalize};
 pub use rules::{IntentRule, IntentRules};
