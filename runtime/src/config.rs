@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use kefu_actors::SessionConfig;
+use kefu_models::llm::LlmConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::http::HttpConfig;
@@ -26,6 +27,8 @@ pub struct Config {
     pub sessions: SessionConfig,
     /// The HTTP API: keys and size limits.
     pub http: HttpConfig,
+    /// Language models: `[llm.remote]` (OpenAI-compatible) and `[llm.local]` (llama.cpp).
+    pub llm: LlmConfig,
     /// Log filter in `tracing`'s env-filter syntax (`info`, `kefu=debug,warn`, ...); `RUST_LOG`
     /// wins when set.
     pub log: String,
@@ -52,6 +55,7 @@ impl Default for Config {
             flows: PathBuf::from("dialog-flows/bots/shop"),
             sessions: SessionConfig::default(),
             http: HttpConfig::default(),
+            llm: LlmConfig::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
         }
@@ -132,6 +136,10 @@ impl Config {
         self.http.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             message: format!("http: {e}"),
+        })?;
+        self.llm.validate().map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: format!("llm: {e}"),
         })
     }
 }

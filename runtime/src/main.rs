@@ -149,9 +149,19 @@ async fn serve(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("the flows in {} do not load:\n{e}", cfg.flows.display()))?;
     tracing::info!(flows = %cfg.flows.display(), summary = %engine.summary(), "Flows loaded");
     let store = open_sled(&cfg.data_dir).await.map_err(|e| e.to_string())?;
-    let runtime = Runtime::start(&cfg, store, Arc::new(engine))
+    let mut runtime = Runtime::start(&cfg, store, Arc::new(engine))
         .await
         .map_err(|e| e.to_string())?;
+    // Loading a local model reads the whole file: off the async threads.
+    let llm = cfg.llm.clone();
+    let backends = tokio::task::spawn_blocking(move || llm.build())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("llm: {e}"))?;
+    if let Some(served) = backends.served() {
+        tracing::info!(model = served.name(), "Serving /v1/chat/completions");
+        runtime = runtime.with_llm(served);
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}\n  hint: is another kefu running? use --listen 127.0.0.1:0 for a free port", cfg.listen))?;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kefu_actors::{Conversations, SessionRegistry, TurnHandler};
+use kefu_models::llm::LlmBackend;
 use kefu_store::{SledStore, Store, StoreError};
 use tokio::net::TcpListener;
 use tracing::info;
@@ -53,6 +54,7 @@ pub async fn open_sled(dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
 pub struct Runtime<H: TurnHandler> {
     registry: SessionRegistry<H>,
     http: Arc<HttpConfig>,
+    llm: Option<Arc<dyn LlmBackend>>,
 }
 
 impl<H: TurnHandler> Runtime<H> {
@@ -68,7 +70,14 @@ impl<H: TurnHandler> Runtime<H> {
         Ok(Self {
             registry,
             http: Arc::new(config.http.clone()),
+            llm: None,
         })
+    }
+
+    /// Serves `backend` on `/v1/chat/completions`.
+    pub fn with_llm(mut self, backend: Arc<dyn LlmBackend>) -> Self {
+        self.llm = Some(backend);
+        self
     }
 
     /// The session registry (for stats, hot reload and tests).
@@ -82,6 +91,7 @@ impl<H: TurnHandler> Runtime<H> {
         crate::http::app(AppState {
             conversations,
             config: self.http.clone(),
+            llm: self.llm.clone(),
         })
     }
 

@@ -17,6 +17,7 @@
 //! (queues, budgets, breakers, the degradation ladder) live in kefu-actors' LLM service.
 
 mod backend;
+mod config;
 mod error;
 mod moderation;
 mod openai;
@@ -27,6 +28,7 @@ mod types;
 pub mod wire;
 
 pub use backend::{LlmBackend, TokenStream, collect_stream, completion_stream};
+pub use config::{LlamaConfig, LlmBackends, LlmConfig};
 pub use error::LlmError;
 pub use moderation::{ModerationVerdict, Moderator, ModeratorConfig};
 pub use openai::{OpenAiBackend, OpenAiConfig};

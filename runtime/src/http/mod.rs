@@ -10,6 +10,7 @@
 //! | GET | `/v1/conversations/{key}/ws` | key or `?api_key=` | live chat |
 //! | POST | `/webhooks/rest/webhook` | key | Rasa's REST channel |
 //! | GET | `/webhooks/rest/` | open | Rasa's REST channel health |
+//! | POST | `/v1/chat/completions` | key | OpenAI-compatible chat completions ([`openai`]) |
 //! | GET | `/healthz`, `/readyz`, `/openapi.json` | open | probes and docs |
 //!
 //! Invariants: every response a client can get, including unknown routes, wrong methods,
@@ -24,6 +25,7 @@ mod error;
 mod extract;
 mod handlers;
 mod inbound;
+mod openai;
 mod ws;
 
 #[cfg(test)]
@@ -39,6 +41,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, get, post};
 use axum::serve::ListenerExt;
 use kefu_actors::api::Conversations;
+use kefu_models::llm::LlmBackend;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -48,13 +51,15 @@ pub use config::{
 };
 pub use error::ApiError;
 
-/// What every handler gets: the session layer and the HTTP settings.
+/// What every handler gets: the session layer, the HTTP settings and the served model.
 #[derive(Clone)]
 pub struct AppState {
     /// The session layer (implemented by kefu-actors; a test double in tests).
     pub conversations: Arc<dyn Conversations>,
     /// The HTTP settings, validated by the caller.
     pub config: Arc<HttpConfig>,
+    /// The model behind `/v1/chat/completions`; `None` answers 503 `model_not_configured`.
+    pub llm: Option<Arc<dyn LlmBackend>>,
 }
 
 impl AppState {
@@ -63,7 +68,14 @@ impl AppState {
         Self {
             conversations,
             config: Arc::new(config),
+            llm: None,
         }
+    }
+
+    /// Serves `backend` on `/v1/chat/completions`.
+    pub fn with_llm(mut self, backend: Arc<dyn LlmBackend>) -> Self {
+        self.llm = Some(backend);
+        self
     }
 }
 
@@ -124,6 +136,10 @@ pub(crate) fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec(Method::GET, "/webhooks/rest/", Access::Open),
             get(handlers::rasa_health_get),
+        ),
+        (
+            spec(Method::POST, "/v1/chat/completions", Access::ApiKey),
+            post(openai::chat_completions_post),
         ),
         (
             spec(Method::GET, "/healthz", Access::Open),
