@@ -19,6 +19,8 @@
 mod backend;
 mod config;
 mod error;
+#[cfg(feature = "llama")]
+mod llama;
 mod moderation;
 mod openai;
 mod pii;
@@ -30,6 +32,8 @@ pub mod wire;
 pub use backend::{LlmBackend, TokenStream, collect_stream, completion_stream};
 pub use config::{LlamaConfig, LlmBackends, LlmConfig};
 pub use error::LlmError;
+#[cfg(feature = "llama")]
+pub use llama::LlamaBackend;
 pub use moderation::{ModerationVerdict, Moderator, ModeratorConfig};
 pub use openai::{OpenAiBackend, OpenAiConfig};
 pub use pii::{PiiKind, PiiMasker, PiiVault};
