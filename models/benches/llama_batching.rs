@@ -1,5 +1,5 @@
 //! Aggregate generation throughput of the llama.cpp back-end with 1 and with 8 concurrent
-//! sessions on the generated `bench` preset model (random weights, ~13M parameters): batching should make 8 sessions at least 3× faster in
+//! sessions on the generated `bench` preset model (random weights, ~48M parameters): batching should make 8 sessions at least 3× faster in
 //! total than one. Prints both figures and the ratio; exits non-zero below 3×.
 //!
 //! Run: `cargo bench -p kefu-models --features llama --bench llama_batching`

@@ -10,7 +10,7 @@ any other model; it generates fluent nonsense, which is all a test of the plumbi
 Usage: make_tiny_gguf.py OUT.gguf [--preset tiny|bench] [--seed N] [--tokenizer-json OUT.json]
 
 Presets: `tiny` (default; 2 layers, 64 wide, f32, ~150k parameters, < 1 MB) for tests, and
-`bench` (4 layers, 512 wide, f16, ~13M parameters, ~26 MB) for the batching benchmark: in a
+`bench` (4 layers, 1024 wide, f32, ~48M parameters, ~190 MB, made in a temporary directory) for the batching benchmark: in a
 model as small as `tiny`, llama.cpp's per-token overhead outweighs the weights, so batching
 cannot show; in `bench`, as in real models, reading the weights dominates each step.
 
@@ -53,7 +53,7 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Shapes per preset: (embedding, layers, heads, kv heads, feed-forward, float type).
 PRESETS = {
     "tiny": (64, 2, 4, 2, 128, "f32"),
-    "bench": (512, 4, 8, 4, 1536, "f16"),
+    "bench": (1024, 4, 8, 4, 2816, "f32"),
 }
 N_CTX = 4096
 VOCAB_SIZE = 400
