@@ -9,6 +9,7 @@ pub mod api;
 pub mod engine;
 pub mod events;
 pub mod handler;
+pub mod llm;
 pub mod registry;
 pub mod session;
 pub mod skills;

@@ -33,6 +33,7 @@ mod error;
 pub mod eval;
 mod features;
 mod linear;
+pub mod llm;
 mod nlu;
 mod normalize;
 mod rules;
@@ -51,6 +52,7 @@ pub use entities::{
 };
 pub use error::{ModelError, Result};
 pub use features::warm_up_segmenter;
+pub use llm::{LlmBackend, LlmError, LlmRequest};
 pub use nlu::{IntentSource, Nlu, Understanding};
 pub use normalize::{Lang, detect_lang, detect_lang_or, is_cjk, normalize};
 pub use rules::{IntentRule, IntentRules};

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use kefu_actors::SessionConfig;
 use kefu_actors::agents::DeskConfig;
+use kefu_models::llm::LlmConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::http::HttpConfig;
@@ -30,6 +31,8 @@ pub struct Config {
     /// The human desk: agents, routing and SLA (`[agents]`, `[[agents.agents]]`); off when no
     /// agents are listed. See docs/agents.md.
     pub agents: DeskConfig,
+    /// Language models: `[llm.remote]` (OpenAI-compatible) and `[llm.local]` (llama.cpp).
+    pub llm: LlmConfig,
     /// Log filter in `tracing`'s env-filter syntax (`info`, `kefu=debug,warn`, ...); `RUST_LOG`
     /// wins when set.
     pub log: String,
@@ -57,6 +60,7 @@ impl Default for Config {
             sessions: SessionConfig::default(),
             http: HttpConfig::default(),
             agents: DeskConfig::default(),
+            llm: LlmConfig::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
         }
@@ -143,7 +147,11 @@ impl Config {
             .map_err(|message| ConfigError::Invalid {
                 path: path.to_owned(),
                 message,
-            })
+            })?;
+        self.llm.validate().map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: format!("llm: {e}"),
+        })
     }
 }
 

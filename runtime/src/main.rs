@@ -238,7 +238,7 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
     let skills = builtins.detach();
     let store: Arc<dyn kefu_store::Store> = sled;
     let mut shared_engine = None;
-    let runtime = RuntimeBuilder::new(&cfg, store)
+    let mut runtime = RuntimeBuilder::new(&cfg, store)
         .skill_host(skills)
         .routes(kefu_tickets::api::router(tickets))
         .start(|skills| {
@@ -248,6 +248,16 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())?;
+    // Loading a local model reads the whole file: off the async threads.
+    let llm = cfg.llm.clone();
+    let backends = tokio::task::spawn_blocking(move || llm.build())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("llm: {e}"))?;
+    if let Some(served) = backends.served() {
+        tracing::info!(model = served.name(), "Serving /v1/chat/completions");
+        runtime = runtime.with_llm(served);
+    }
     if let (Some(desk), Some(engine)) = (runtime.desk(), &shared_engine) {
         engine.attach_desk(desk.clone());
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use kefu_actors::agents::{Desk, DeskConversations, DeskError, Router as DeskRouter, SystemClock};
 use kefu_actors::{Conversations, SessionRegistry, TurnHandler};
+use kefu_models::llm::LlmBackend;
 use kefu_store::{SledStore, Store, StoreError};
 use tokio::net::TcpListener;
 use tracing::info;
@@ -173,6 +174,7 @@ impl RuntimeBuilder {
             http: Arc::new(self.config.http.clone()),
             routes: self.routes,
             agents,
+            llm: None,
         })
     }
 }
@@ -185,6 +187,8 @@ pub struct Runtime<H: TurnHandler> {
     routes: Vec<axum::Router>,
     /// The human desk, when agents are configured.
     agents: Option<Arc<crate::http::AgentApi>>,
+    /// The model behind `/v1/chat/completions`, when one is configured.
+    llm: Option<Arc<dyn LlmBackend>>,
 }
 
 impl<H: TurnHandler> Runtime<H> {
@@ -211,6 +215,12 @@ impl<H: TurnHandler> Runtime<H> {
         self.agents.as_ref().map(|a| a.desk())
     }
 
+    /// Serves `backend` on `/v1/chat/completions`.
+    pub fn with_llm(mut self, backend: Arc<dyn LlmBackend>) -> Self {
+        self.llm = Some(backend);
+        self
+    }
+
     /// The session registry (for stats, hot reload and tests).
     pub fn registry(&self) -> &SessionRegistry<H> {
         &self.registry
@@ -233,6 +243,7 @@ impl<H: TurnHandler> Runtime<H> {
         };
         let mut state = AppState::new(conversations, (*self.http).clone());
         state.agents = self.agents.clone();
+        state.llm = self.llm.clone();
         state
     }
 

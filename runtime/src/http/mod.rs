@@ -10,6 +10,7 @@
 //! | GET | `/v1/conversations/{key}/ws` | key or `?api_key=` | live chat |
 //! | POST | `/webhooks/rest/webhook` | key | Rasa's REST channel |
 //! | GET | `/webhooks/rest/` | open | Rasa's REST channel health |
+//! | POST | `/v1/chat/completions` | key | OpenAI-compatible chat completions ([`openai`]) |
 //! | GET | `/healthz`, `/readyz`, `/openapi.json` | open | probes and docs |
 //! | * | `/v1/agents/...`, `/console` | agent token | the human desk (see `agents`), mounted only when agents are configured |
 //!
@@ -26,6 +27,7 @@ mod error;
 mod extract;
 mod handlers;
 mod inbound;
+mod openai;
 mod ws;
 
 #[cfg(test)]
@@ -41,6 +43,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, get, post};
 use axum::serve::ListenerExt;
 use kefu_actors::api::Conversations;
+use kefu_models::llm::LlmBackend;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -53,7 +56,8 @@ pub use config::{
 pub use error::ApiError;
 pub use ws::LiveSockets;
 
-/// What every handler gets: the session layer, the HTTP settings and the live WebSockets.
+/// What every handler gets: the session layer, the HTTP settings, the live WebSockets and
+/// the served model.
 #[derive(Clone)]
 pub struct AppState {
     /// The session layer (implemented by kefu-actors; a test double in tests).
@@ -65,6 +69,8 @@ pub struct AppState {
     /// The human desk's agent API, when agents are configured (also pushes agent messages to
     /// users' WebSockets).
     pub agents: Option<Arc<AgentApi>>,
+    /// The model behind `/v1/chat/completions`; `None` answers 503 `model_not_configured`.
+    pub llm: Option<Arc<dyn LlmBackend>>,
 }
 
 impl AppState {
@@ -75,7 +81,14 @@ impl AppState {
             config: Arc::new(config),
             sockets: LiveSockets::default(),
             agents: None,
+            llm: None,
         }
+    }
+
+    /// Serves `backend` on `/v1/chat/completions`.
+    pub fn with_llm(mut self, backend: Arc<dyn LlmBackend>) -> Self {
+        self.llm = Some(backend);
+        self
     }
 }
 
@@ -136,6 +149,10 @@ pub(crate) fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec(Method::GET, "/webhooks/rest/", Access::Open),
             get(handlers::rasa_health_get),
+        ),
+        (
+            spec(Method::POST, "/v1/chat/completions", Access::ApiKey),
+            post(openai::chat_completions_post),
         ),
         (
             spec(Method::GET, "/healthz", Access::Open),

@@ -4,6 +4,7 @@
 //! message ids and records everything it received, which is all the HTTP layer can observe of
 //! the session layer. End-to-end tests with real session actors live in `tests/`.
 
+mod openai;
 mod openapi;
 mod rest;
 mod ws;

@@ -1,0 +1,95 @@
+//! Aggregate generation throughput of the llama.cpp back-end with 1 and with 8 concurrent
+//! sessions on the generated `bench` preset model (random weights, ~48M parameters): batching should make 8 sessions at least 3× faster in
+//! total than one. Prints both figures and the ratio; exits non-zero below 3×.
+//!
+//! Run: `cargo bench -p kefu-models --features llama --bench llama_batching`
+//! (needs Python with gguf, tokenizers and numpy to make the model).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kefu_models::llm::{ChatMessage, LlamaBackend, LlamaConfig, LlmBackend, LlmRequest};
+
+const TOKENS: u32 = 128;
+
+async fn tokens_per_second(backend: &Arc<LlamaBackend>, sessions: usize) -> f64 {
+    let started = Instant::now();
+    let runs = (0..sessions).map(|i| {
+        let backend = backend.clone();
+        async move {
+            let mut req = LlmRequest::new(
+                vec![
+                    ChatMessage::system("你是客服助手。"),
+                    ChatMessage::user(format!("第{i}个问题：退货要多久？")),
+                ],
+                TOKENS,
+            );
+            req.temperature = Some(0.0);
+            backend.complete(req).await
+        }
+    });
+    let mut tokens = 0u64;
+    for result in futures::future::join_all(runs).await {
+        match result {
+            Ok(done) => tokens += u64::from(done.usage.completion_tokens),
+            Err(e) => eprintln!("generation failed: {e}"),
+        }
+    }
+    tokens as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() -> ExitCode {
+    let dir = std::env::temp_dir().join(format!("kefu-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let model = dir.join("tiny.gguf");
+    let made = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make_tiny_gguf.py"))
+        .arg(&model)
+        .args(["--preset", "bench"])
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("cannot make the model: pip install gguf tokenizers numpy");
+        return ExitCode::FAILURE;
+    }
+    let threads = std::env::var("KEFU_LLAMA_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let mut config = LlamaConfig::new(&model);
+    config.parallel = 8;
+    config.context_tokens = 512;
+    config.threads = threads;
+    config.batch_threads = threads;
+    let backend = match LlamaBackend::new(config) {
+        Ok(b) => Arc::new(b),
+        Err(e) => {
+            eprintln!("cannot load the model: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async {
+        // Warm-up: first decode allocates buffers.
+        let _ = tokens_per_second(&backend, 1).await;
+        let one = tokens_per_second(&backend, 1).await;
+        let eight = tokens_per_second(&backend, 8).await;
+        let ratio = eight / one;
+        println!("llama.cpp tiny model, {threads} thread(s), {TOKENS} tokens per session:");
+        println!("  1 session : {one:>9.0} tokens/s");
+        println!("  8 sessions: {eight:>9.0} tokens/s aggregate");
+        println!("  ratio     : {ratio:.1}x (target >= 3x)");
+        let _ = std::fs::remove_dir_all(&dir);
+        if ratio >= 3.0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    })
+}
