@@ -178,7 +178,7 @@ impl CompiledBot {
 
     /// Understands `text` and runs one turn with no skills or generator: every `call:` and
     /// `generate:` is answered as failed (the flow takes its error route). For replays and
-    /// tools that must not reach services; the runtime uses [`FlowEngine::turn`].
+    /// tools that must not reach services; the runtime uses [`FlowEngine::step`].
     pub fn turn(
         &self,
         state: &DialogState,

@@ -10,7 +10,7 @@
 //! | GET | `/v1/conversations/{key}/ws` | key or `?api_key=` | live chat |
 //! | POST | `/webhooks/rest/webhook` | key | Rasa's REST channel |
 //! | GET | `/webhooks/rest/` | open | Rasa's REST channel health |
-//! | POST | `/v1/chat/completions` | key | OpenAI-compatible chat completions ([`openai`]) |
+//! | POST | `/v1/chat/completions` | key | OpenAI-compatible chat completions (`openai.rs`) |
 //! | GET | `/healthz`, `/readyz`, `/openapi.json` | open | probes and docs |
 //! | * | `/v1/agents/...`, `/console` | agent token | the human desk (see `agents`), mounted only when agents are configured |
 //!
