@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use kefu_plugin::{Caller, Skill, SkillOutcome, SkillRequest};
 use kefu_skill_http::{HttpSkill, HttpSkillConfig};
 use serde_json::json;
+use std::os::unix::process::CommandExt;
 
 /// The action server, killed when the test ends however it ends.
 struct ActionServer {
@@ -22,6 +23,11 @@ struct ActionServer {
 
 impl Drop for ActionServer {
     fn drop(&mut self) {
+        // rasa-sdk (Sanic) forks worker processes: kill the whole process group, or the
+        // workers outlive the test holding the test runner's output open.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -61,7 +67,10 @@ fn start_action_server() -> ActionServer {
         // rasa-sdk listens on all interfaces unless told otherwise.
         .env("SANIC_HOST", "127.0.0.1")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        // Not inherited: its forked workers would keep the runner's stderr open after the test.
+        .stderr(Stdio::null())
+        // Its own process group, so Drop can stop the workers with it.
+        .process_group(0)
         .spawn()
         .expect("the action server starts");
     ActionServer {
