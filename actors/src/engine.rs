@@ -176,24 +176,6 @@ impl CompiledBot {
         self.bot.version()
     }
 
-    /// Understands `text` and runs one turn with no skills or generator: every `call:` and
-    /// `generate:` is answered as failed (the flow takes its error route). For replays and
-    /// tools that must not reach services; the runtime uses [`FlowEngine::step`].
-    pub fn turn(
-        &self,
-        state: &DialogState,
-        text: &str,
-        channel: &str,
-    ) -> (DialogState, HandledTurn) {
-        let mut history = EmotionHistory::new();
-        let meta = TurnMeta {
-            channel,
-            ..TurnMeta::default()
-        };
-        let (next, report) = self.run(state, &mut history, text, &meta, None);
-        (next, report.handled)
-    }
-
     /// Understands one message: intent, entities, emotion.
     fn understand(&self, text: &str, session_lang: Option<Lang>) -> Understood {
         let fallback_lang = session_lang.unwrap_or(self.bot.settings().default_language);
@@ -220,39 +202,6 @@ impl CompiledBot {
             entities,
             emotion: self.emotion.score(text),
         }
-    }
-
-    /// Runs one turn synchronously, answering external waits as failed (see [`Self::turn`]).
-    fn run(
-        &self,
-        state: &DialogState,
-        history: &mut EmotionHistory,
-        text: &str,
-        meta: &TurnMeta<'_>,
-        session_lang: Option<Lang>,
-    ) -> (DialogState, TurnReport) {
-        let u = self.understand(text, session_lang);
-        history.push(&u.emotion);
-        let input = self.input(&u, history, meta);
-        let mut effects = Vec::new();
-        let mut step = kefu_flows::step(&self.bot, state, &input);
-        let mut calls = Vec::new();
-        for _ in 0..MAX_EXTERNAL_PER_TURN {
-            let Some(pending) = step.pending().cloned() else {
-                break;
-            };
-            let result = match &pending {
-                Effect::Call { skill, .. } => {
-                    calls.push((skill.clone(), "error".to_owned()));
-                    External::Skill(SkillResult::other("error", "no skills here"))
-                }
-                _ => External::Generated(Err("no language model configured".to_owned())),
-            };
-            effects.extend(step.effects.drain(..).filter(|e| !e.is_pending()));
-            step = kefu_flows::resume(&self.bot, &step.state, &input, result);
-        }
-        effects.append(&mut step.effects);
-        self.report(step.state, effects, &u, calls)
     }
 
     /// The interpreter's view of an understood message.

@@ -54,14 +54,7 @@ pub enum RuntimeError {
 /// Opens the embedded sled store in `dir`, off the async threads (opening can take a while on a
 /// large directory).
 pub async fn open_sled(dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    let dir = dir.to_owned();
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
-        .await
-        .map_err(|e| StoreError::Io {
-            op: "open",
-            detail: e.to_string(),
-        })??;
-    Ok(Arc::new(store))
+    Ok(open_sled_store(dir).await?)
 }
 
 /// Opens the embedded sled store in `dir` as its concrete type, for callers that share its
@@ -80,13 +73,27 @@ pub async fn open_sled_store(dir: &Path) -> Result<Arc<SledStore>, StoreError> {
 /// Assembles a runtime with the skills an operator adds.
 ///
 /// ```no_run
-/// # async fn boot(store: std::sync::Arc<dyn kefu_store::Store>) -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
 /// use kefu_actors::engine::FlowEngine;
-/// use kefu_actors::skills::SkillConfig;
+/// use kefu_actors::skills::{
+///     Skill, SkillConfig, SkillError, SkillOutcome, SkillRequest, async_trait,
+/// };
 /// use kefu_runtime::{Config, RuntimeBuilder};
-/// # let my_skill: Arc<dyn kefu_actors::skills::Skill> = unimplemented!();
 ///
+/// struct StoreHours;
+///
+/// #[async_trait]
+/// impl Skill for StoreHours {
+///     fn name(&self) -> &str {
+///         "store_hours"
+///     }
+///     async fn call(&self, _req: SkillRequest) -> Result<SkillOutcome, SkillError> {
+///         Ok(SkillOutcome::found(serde_json::json!({ "open": "09:00", "close": "21:00" })))
+///     }
+/// }
+///
+/// # async fn boot(store: Arc<dyn kefu_store::Store>) -> Result<(), Box<dyn std::error::Error>> {
+/// let my_skill: Arc<dyn Skill> = Arc::new(StoreHours);
 /// let config = Config::default();
 /// let engine = FlowEngine::load(std::path::Path::new("bots/shop"))?;
 /// let runtime = RuntimeBuilder::new(&config, store)
