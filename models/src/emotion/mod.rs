@@ -306,6 +306,29 @@ mod tests {
     }
 
     #[test]
+    fn exasperated_questions_read_as_anger() {
+        for text in [
+            "你们到底管不管？！",
+            "你们到底管不管",
+            "有没有人管啊",
+            "这是什么态度？",
+            "说了多少遍了，还要等多久",
+            "what the hell, does anyone care?!",
+        ] {
+            let e = score(text);
+            assert_eq!(e.label, EmotionLabel::Anger, "{text}: {e:?}");
+            assert!(e.intensity >= 0.5, "{text}: {e:?}");
+        }
+        // The insistence of 到底 and the ?! both sharpen it.
+        assert!(score("你们到底管不管？！").intensity > score("你们管不管").intensity);
+        // A plain question stays neutral; the same question with ?! is indignant.
+        assert_eq!(score("到底几点发货？").label, EmotionLabel::Neutral);
+        let indignant = score("怎么还没发货？！");
+        assert!(indignant.is_negative(), "{indignant:?}");
+        assert!(indignant.intensity > score("怎么还没发货？").intensity);
+    }
+
+    #[test]
     fn intensifiers_strengthen_and_soften() {
         let plain = score("我生气").intensity;
         let strong = score("我非常生气").intensity;

@@ -143,6 +143,14 @@ fn apply_arousal(raw: &str, scores: &mut [f32; 5]) {
     let question = longest_run(raw, |c| c == '?' || c == '？');
     let exclaim_boost = 0.15 * exclaim.saturating_sub(1).min(4) as f32;
     let question_boost = 0.2 * question.saturating_sub(1).min(3) as f32;
+    // "?!" / "？！" (in either order) is indignation, not a question: it counts like a
+    // second exclamation mark and, without other evidence, reads as anger.
+    let indignant = has_interrobang(raw);
+    let exclaim_boost = if indignant {
+        exclaim_boost.max(0.35)
+    } else {
+        exclaim_boost
+    };
     let caps_boost = if shouting(raw) { 0.4 } else { 0.0 };
     let repeat_boost = if repetitive(raw) { 0.25 } else { 0.0 };
 
@@ -167,6 +175,16 @@ fn apply_arousal(raw: &str, scores: &mut [f32; 5]) {
             scores[EmotionLabel::Anxiety.index()] += question_boost + repeat_boost;
         }
     }
+}
+
+/// A question mark directly next to an exclamation mark, full- or half-width, either order.
+fn has_interrobang(text: &str) -> bool {
+    let is_q = |c: char| c == '?' || c == '？';
+    let is_e = |c: char| c == '!' || c == '！';
+    let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+    chars
+        .windows(2)
+        .any(|w| (is_q(w[0]) && is_e(w[1])) || (is_e(w[0]) && is_q(w[1])))
 }
 
 fn longest_run(text: &str, pred: impl Fn(char) -> bool) -> usize {
