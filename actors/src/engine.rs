@@ -715,7 +715,7 @@ mod tests {
         let engine = FlowEngine::from_compiled(shop_edited("", ""));
         let v1 = engine.current().version().to_owned();
         let mut old = EngineState::default();
-        assert!(say(&engine, &mut old, "我要退货").contains("退货退款，还是换货"));
+        assert!(say(&engine, &mut old, "申请售后").contains("退货退款，还是换货"));
         assert_eq!(old.bot_version.as_deref(), Some(v1.as_str()));
 
         let outcome = engine.swap(shop_edited(ORDER_PROMPT, "V2：订单号是多少？"));
@@ -729,7 +729,7 @@ mod tests {
         assert!(say(&engine, &mut old, "退货").contains(ORDER_PROMPT));
         // ... while a new one gets v2.
         let mut new = EngineState::default();
-        say(&engine, &mut new, "我要退货");
+        say(&engine, &mut new, "申请售后");
         assert!(say(&engine, &mut new, "退货").contains("V2：订单号是多少？"));
         assert_eq!(new.bot_version.as_deref(), Some(to.as_str()));
 
@@ -754,7 +754,7 @@ mod tests {
             SwapOutcome::Unchanged { version: v1 }
         );
         let mut s = EngineState::default();
-        say(&engine, &mut s, "我要退货");
+        say(&engine, &mut s, "申请售后");
         engine.swap(shop_edited(ORDER_PROMPT, "V2：订单号是多少？"));
         // Zero retention: v1 is released at once, the session continues on v2.
         assert_eq!(engine.versions().len(), 1);

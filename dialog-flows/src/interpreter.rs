@@ -20,6 +20,9 @@
 //! Order of a turn: a stale wait is failed; escalation policies run (they may reply, hand
 //! off, or let the turn go on); then the waiting `ask` takes the message (or a digression
 //! interrupts it), or, with no flow running, the intent starts a flow or the fallback runs.
+//! While the flow runs on, an `ask` whose slot the message already gives (a self-identifying
+//! value: entity, order number, date, enum synonym, ...) is filled and skipped instead of
+//! asked; one value fills at most one slot per message.
 //!
 //! Digressions: while a flow waits at an `ask`, a message whose intent starts another flow
 //! with confidence >= `digression_threshold` interrupts it — unless the message also holds
@@ -43,6 +46,7 @@ pub const MAX_STEPS_PER_TURN: usize = 64;
 pub fn step(bot: &Bot, state: &DialogState, input: &TurnInput<'_>) -> Step {
     let mut t = Turn::new(bot, input, state);
     t.repair();
+    t.prefill = true;
     if let Some(waiting) = t.state.waiting.clone() {
         // The result of the last call never came back (crash, lost message): count it as
         // failed so the flow takes its error route, then handle the new message.
@@ -104,6 +108,12 @@ pub(crate) struct Turn<'a> {
     pub(crate) state: DialogState,
     pub(crate) effects: Vec<Effect>,
     budget: usize,
+    /// The message may fill the slots of `ask` steps it reaches (see [`Turn::prefill_for`]):
+    /// true in [`step`], false when resuming after a skill or generation.
+    prefill: bool,
+    /// Values this message already put into a slot this turn: one value fills one slot, so
+    /// a date given for "from" does not also become "until".
+    taken: Vec<serde_json::Value>,
 }
 
 impl<'a> Turn<'a> {
@@ -114,6 +124,8 @@ impl<'a> Turn<'a> {
             state: state.clone(),
             effects: Vec::new(),
             budget: MAX_STEPS_PER_TURN,
+            prefill: false,
+            taken: Vec::new(),
         }
     }
 
@@ -315,6 +327,7 @@ impl<'a> Turn<'a> {
         };
         match value {
             Some(v) => {
+                self.taken.push(v.clone());
                 self.state.slots.insert(ask.slot.clone(), v);
                 frame.attempts = 0;
                 frame.step += 1;
@@ -348,6 +361,40 @@ impl<'a> Turn<'a> {
                 }
             }
         }
+    }
+
+    /// A value for `ask`'s slot found in this turn's message before the question is asked
+    /// (the message that started the flow, or answered an earlier question, may already say
+    /// it: "帮我查订单 A12345678"). Only values that identify themselves count: the slot's
+    /// NLU entity, or a typed value (order number, phone, e-mail, date, amount, ID, card,
+    /// enum synonym, regex). Free text, numbers and yes/no are never guessed from a message
+    /// that was not an answer to them. `ask_before_filling: true` turns this off per step.
+    fn prefill_for(&self, ask: &AskStep) -> Option<serde_json::Value> {
+        if !self.prefill || ask.ask_before_filling {
+            return None;
+        }
+        let def = self.bot.slots.get(&ask.slot)?;
+        let from_entity = def.entity.as_deref().and_then(|name| {
+            self.input
+                .entities
+                .iter()
+                .find(|e| e.name == name && !e.value.is_null() && def.ty.accepts(&e.value))
+                .map(|e| e.value.clone())
+        });
+        let self_identifying = !matches!(
+            def.ty,
+            SlotType::Text
+                | SlotType::Integer { .. }
+                | SlotType::Number { .. }
+                | SlotType::Bool
+                | SlotType::Json
+        );
+        let value = from_entity.or_else(|| {
+            self_identifying
+                .then(|| def.ty.extract(self.input.text))
+                .flatten()
+        })?;
+        (!self.taken.contains(&value)).then_some(value)
     }
 
     fn digress(&mut self, flow: &str) {
@@ -442,6 +489,13 @@ impl<'a> Turn<'a> {
                         .is_some_and(|v| !v.is_null())
                     {
                         frame.step = next;
+                    } else if let Some(value) = self.prefill_for(ask) {
+                        self.taken.push(value.clone());
+                        self.state.slots.insert(ask.slot.clone(), value);
+                        if let Some(frame) = self.state.active.as_mut() {
+                            frame.step = next;
+                            frame.attempts = 0;
+                        }
                     } else {
                         return self.say(&ask.prompt);
                     }

@@ -29,8 +29,9 @@ pub const STEP_KINDS: [&str; 11] = [
     "end",
 ];
 /// Keys that only some step kinds may carry, with those kinds.
-const EXTRA_KEYS: [(&str, &[&str]); 9] = [
+const EXTRA_KEYS: [(&str, &[&str]); 10] = [
     ("prompt", &["ask"]),
+    ("ask_before_filling", &["ask"]),
     ("reprompt", &["ask"]),
     ("max_attempts", &["ask"]),
     ("on_fail", &["ask"]),
@@ -436,6 +437,7 @@ impl Loader {
             reprompt: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             on_fail: OnFail::Handoff,
+            ask_before_filling: false,
         };
         let mut has_prompt = false;
         for (k, _, v) in extras {
@@ -454,6 +456,18 @@ impl Loader {
                 "max_attempts" => match self.int_in(file, v, "max_attempts", 1, MAX_MAX_ATTEMPTS) {
                     Some(n) => step.max_attempts = n,
                     None => ok = false,
+                },
+                "ask_before_filling" => match yaml::as_bool(v) {
+                    Some(b) => step.ask_before_filling = b,
+                    None => {
+                        self.err(
+                            file,
+                            v,
+                            "`ask_before_filling` must be true or false",
+                            Some("write `ask_before_filling: true` to always ask".into()),
+                        );
+                        ok = false;
+                    }
                 },
                 _ => {
                     step.on_fail = match yaml::as_str(v) {

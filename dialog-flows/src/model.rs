@@ -433,6 +433,10 @@ pub struct AskStep {
     pub max_attempts: u8,
     /// What happens after `max_attempts` failed answers.
     pub on_fail: OnFail,
+    /// Ask even when the message that reached this step already holds a value for the slot
+    /// (Rasa's name for it). By default such a value fills the slot and the question is
+    /// skipped, so "帮我查订单 A12345678" goes straight to the look-up.
+    pub ask_before_filling: bool,
 }
 
 /// What an `ask:` step does once its attempts are used up.

@@ -79,6 +79,14 @@ pub(crate) fn as_str(node: &Node) -> Option<&str> {
     }
 }
 
+/// A YAML boolean (`true`/`false`); anything else, including the text "yes", is `None`.
+pub(crate) fn as_bool(node: &Node) -> Option<bool> {
+    match &node.data {
+        YamlDataOwned::Value(ScalarOwned::Boolean(b)) => Some(*b),
+        _ => None,
+    }
+}
+
 /// Any scalar rendered as text: designers write `- 12` as an example and mean the text "12".
 pub(crate) fn scalar_text(node: &Node) -> Option<String> {
     match &node.data {

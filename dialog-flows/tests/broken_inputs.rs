@@ -112,6 +112,19 @@ fn unknown_step_kind() {
 }
 
 #[test]
+fn ask_before_filling_must_be_a_boolean() {
+    let steps =
+        "      - ask: order_id\n        prompt: 订单号？\n        ask_before_filling: yes please\n";
+    assert_one(
+        &with_flow(steps),
+        15,
+        29,
+        "`ask_before_filling` must be true or false",
+        Some("write `ask_before_filling: true` to always ask"),
+    );
+}
+
+#[test]
 fn unknown_key_in_ask_step() {
     let steps = "      - ask: order_id\n        promt: 订单号？\n";
     assert_one(

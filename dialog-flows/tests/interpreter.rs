@@ -410,3 +410,89 @@ fn custom_responses_are_used() {
     assert_eq!(out[1][0], say("Human coming"));
     assert!(matches!(out[1][1], Effect::Handoff { .. }));
 }
+
+const PREFILL_BOT: &str = "
+slots:
+  order: {type: order_id}
+  kind: {type: enum, values: [{return: [退货, refund]}, {exchange: [换货]}]}
+  qty: {type: integer, min: 1, max: 9}
+  ok: {type: bool}
+  note: {type: text}
+  from: {type: order_id}
+flows:
+  f:
+    trigger: {intent: a}
+    steps:
+      - ask: order
+        prompt: which order?
+      - ask: kind
+        prompt: return or exchange?
+      - ask: qty
+        prompt: how many?
+      - ask: ok
+        prompt: sure?
+      - ask: note
+        prompt: anything else?
+      - say: 'done {{ slots.order }} {{ slots.kind }} {{ slots.qty }} {{ slots.ok }} {{ slots.note }}'
+  g:
+    trigger: {intent: b}
+    steps:
+      - ask: order
+        prompt: which order?
+      - ask: from
+        prompt: exchanged from which order?
+      - say: 'g {{ slots.order }} {{ slots.from }}'
+  h:
+    trigger: {intent: c}
+    steps:
+      - ask: order
+        prompt: which order?
+        ask_before_filling: true
+      - say: 'h {{ slots.order }}'
+";
+
+#[test]
+fn the_starting_message_fills_self_identifying_slots_ahead() {
+    let b = bot(&format!("{INTENTS}{PREFILL_BOT}"));
+    // Order number and enum synonym in the first message: both questions skipped; the
+    // integer 2 and the 要 in it are not guessed for `qty` and `ok`.
+    let (state, out) = run(&b, Lang::Zh, &[("我要换货 2 件要快 A12345678", Some("a"))]);
+    assert_eq!(state.slots.get("order"), Some(&json!("A12345678")));
+    assert_eq!(state.slots.get("kind"), Some(&json!("exchange")));
+    assert_eq!(state.slots.get("qty"), None);
+    assert_eq!(state.slots.get("ok"), None);
+    assert_eq!(out[0], vec![say("how many?")]);
+}
+
+#[test]
+fn an_answer_also_fills_later_questions_and_one_value_fills_one_slot() {
+    let b = bot(&format!("{INTENTS}{PREFILL_BOT}"));
+    // The answer to "which order?" also holds the kind: answered ahead.
+    let (state, out) = run(
+        &b,
+        Lang::Zh,
+        &[("查一下", Some("a")), ("B20240615001 退货", None)],
+    );
+    assert_eq!(out[0], vec![say("which order?")]);
+    assert_eq!(state.slots.get("order"), Some(&json!("B20240615001")));
+    assert_eq!(state.slots.get("kind"), Some(&json!("return")));
+    assert_eq!(out[1], vec![say("how many?")]);
+    // Two order-number slots: the one number fills only the first.
+    let (state, out) = run(&b, Lang::Zh, &[("A12345678", Some("b"))]);
+    assert_eq!(state.slots.get("order"), Some(&json!("A12345678")));
+    assert_eq!(state.slots.get("from"), None);
+    assert_eq!(out[0], vec![say("exchanged from which order?")]);
+}
+
+#[test]
+fn ask_before_filling_always_asks() {
+    let b = bot(&format!("{INTENTS}{PREFILL_BOT}"));
+    let (state, out) = run(
+        &b,
+        Lang::Zh,
+        &[("A12345678", Some("c")), ("C99887766", None)],
+    );
+    assert_eq!(out[0], vec![say("which order?")]);
+    assert_eq!(out[1], vec![say("h C99887766")]);
+    assert_eq!(state.slots.get("order"), Some(&json!("C99887766")));
+}

@@ -13,7 +13,9 @@
 //!   lengths `char_ngram_min..=char_ngram_max`, which make the model robust to typos and
 //!   inflections (`refund`/`refunded`).
 //! - Every digit is mapped to `0` first: order numbers and amounts are entity values, and
-//!   the shape (`0000000`) generalises where the value would not.
+//!   the shape (`0000000`) generalises where the value would not. A Latin word of 6 or more
+//!   characters with a digit in it (an order number, a phone or card number) becomes one
+//!   `<#id>` word feature with no character n-grams, so an identifier weighs like a word.
 //!
 //! Each feature is hashed (a fixed, platform-independent 64-bit hash, seeded per feature
 //! kind so a word and an identical character n-gram never share a slot) into
@@ -111,13 +113,24 @@ impl Featurizer {
                     }
                 }
                 word.push('>');
+                // An identifier (order number, phone, card: 6+ characters with a digit) is
+                // one feature, its shape, without character n-grams: otherwise its many
+                // n-grams (`<a0`, `a00`, `000`, ...) outweigh the words around it and every
+                // message with an order number looks like the intents whose examples had one.
+                let is_identifier = word.len() >= 8 && word.contains(&'0');
+                if is_identifier {
+                    word.clear();
+                    word.extend("<#id>".chars());
+                }
                 let h = hash_chars(NS_WORD, &word);
                 buckets.push(self.bucket(h));
                 if let (true, Some(p)) = (self.word_bigrams, prev_word) {
                     buckets.push(self.bucket(mix(mix(NS_BIGRAM, p), h)));
                 }
                 prev_word = Some(h);
-                self.char_ngrams(&word, &mut buckets);
+                if !is_identifier {
+                    self.char_ngrams(&word, &mut buckets);
+                }
             } else {
                 if !c.is_whitespace() {
                     prev_word = None;

@@ -133,7 +133,7 @@ fn edits_go_live_for_new_sessions_live_sessions_finish_on_their_version_and_brok
     let addr = server.addr;
 
     // A session starts a flow on the first version.
-    assert!(say(addr, "live", "我要退货").contains("退货退款，还是换货"));
+    assert!(say(addr, "live", "申请售后").contains("退货退款，还是换货"));
 
     // A valid edit of two texts.
     let file = flows.join("flows.yaml");
@@ -156,7 +156,7 @@ fn edits_go_live_for_new_sessions_live_sessions_finish_on_their_version_and_brok
     let reply = say(addr, "live", "退货");
     assert!(reply.contains(OLD_ORDER_PROMPT), "{reply}");
     // ... while a new session runs the edited flow.
-    say(addr, "fresh", "我要退货");
+    say(addr, "fresh", "申请售后");
     let reply = say(addr, "fresh", "退货");
     assert!(reply.contains(NEW_ORDER_PROMPT), "{reply}");
     say(addr, "live", "A12345678");
