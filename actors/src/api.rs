@@ -20,6 +20,10 @@ pub struct Inbound {
     /// The channel's message id; retries with the same id are answered from the store and never
     /// applied twice. Channels without ids get a fresh one per message.
     pub message_id: String,
+    /// The user's tags (`vip`, `b2b`, ...) for this message, as the operator's integration sent
+    /// them (validated by the channel: lowercase `[a-z0-9_-]`, bounded). Policies see them as
+    /// `user.vip` / `user.tags`, and a hand-off's customer tier counts them. Empty when none.
+    pub tags: Vec<String>,
 }
 
 /// One reply of the bot.

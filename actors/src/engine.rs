@@ -634,7 +634,7 @@ impl TurnHandler for FlowEngine {
             user: turn.user,
             session: turn.session,
             channel: turn.channel,
-            tags: &[],
+            tags: turn.tags,
         };
         let report = self.step(state, turn.text, &meta).await;
         if let (Some(reason), Some(desk)) = (&report.handoff, desk) {
@@ -649,6 +649,7 @@ impl TurnHandler for FlowEngine {
                 active_flow: before.or_else(|| report.handled.active_flow.clone()),
                 slots: state.dialog.slots.clone(),
                 emotion: report.emotion.clone(),
+                tags: turn.tags.to_vec(),
             });
         }
         Ok(report.handled)

@@ -34,6 +34,8 @@ pub struct TurnContext<'a> {
     pub text: &'a str,
     /// The message id.
     pub message_id: &'a str,
+    /// The user's tags sent with this message (`vip`, ...); see [`crate::api::Inbound::tags`].
+    pub tags: &'a [String],
 }
 
 /// What a handler produced for one turn.

@@ -175,6 +175,7 @@ impl<H: TurnHandler> SessionActor<H> {
             channel: &msg.channel,
             text: &msg.text,
             message_id: &msg.message_id,
+            tags: &msg.tags,
         };
         let mut dialog = state.snapshot.dialog.clone();
         let handler = &self.shared.handler;

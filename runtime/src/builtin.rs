@@ -2,6 +2,9 @@
 //! back-end when no real one is configured), `tickets.create` / `tickets.status`, and `kb`
 //! when the knowledge-base plugin is present.
 //!
+//! What runs, against which back-end and how it is hosted is the operator's `[skills]` section
+//! ([`SkillsConfig`], see docs/operations.md); without one, everything runs with the defaults.
+//!
 //! `kefu serve`, `kefu test` and `kefu chat` all build their skills here, so a conversation
 //! test exercises the same skills, over the same HTTP path for orders, as production does.
 //! The demo order back-end listens on its own loopback port with a per-process random token:
@@ -12,18 +15,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kefu_actors::skills::{SkillConfig, SkillHost};
+use kefu_actors::skills::SkillHost;
 use kefu_skill_orders::demo::{DEMO_FIXTURE, DemoOrders};
 use kefu_skill_orders::{OrdersConfig, OrdersSkill};
 use kefu_tickets::{TicketStore, TicketsSkill};
 use tokio::task::JoinHandle;
 
+mod config;
+
+pub use config::{
+    BreakerSettings, HostingConfig, KbSkillConfig, OrdersSkillConfig, SkillsConfig,
+    SkillsConfigError, TicketsSkillConfig,
+};
+
 /// Why the built-in skills could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum BuiltinError {
-    /// The orders skill's configuration is invalid.
+    /// The orders skill's configuration is invalid (or its auth variable is not set).
     #[error("orders skill: {0}")]
     Orders(String),
+    /// The `[skills]` section is invalid.
+    #[error("{0}")]
+    Config(String),
     /// The demo order data could not be loaded.
     #[error("demo orders ({path}): {reason}")]
     Demo {
@@ -92,19 +105,47 @@ const KB_POLL: Duration = Duration::from_secs(1);
 /// The knowledge-base confidence below which the bot says it has no answer.
 pub const KB_CONFIDENCE_FLOOR: f32 = 0.5;
 
-/// Assembles the built-in skills for the bot in `bot_dir`: `kb` over `bot_dir/kb/` (reloaded
-/// when its files change) when the folder exists. `orders`: the operator's order
-/// back-end, or `None` for the demo back-end serving `bot_dir/data/demo_orders.json` (skipped
-/// when the bot has no such file). Must run inside a tokio runtime.
+/// Assembles the built-in skills for the bot in `bot_dir` with the default `[skills]`
+/// settings, except for `orders`: the operator's order back-end, or `None` for the demo
+/// back-end. See [`builtin_skills_with`]. Must run inside a tokio runtime.
 pub async fn builtin_skills(
     bot_dir: &Path,
     tickets: Arc<dyn TicketStore>,
     orders: Option<OrdersConfig>,
 ) -> Result<Builtins, BuiltinError> {
+    let mut config = SkillsConfig::default();
+    config.orders.backend = orders;
+    builtin_skills_with(bot_dir, tickets, &config).await
+}
+
+/// Assembles the built-in skills for the bot in `bot_dir` as `config` (the operator's
+/// `[skills]` section) says:
+///
+/// - `kb` over `[skills.kb] dir` (default `bot_dir/kb/`, skipped when that folder does not
+///   exist), reloaded when its files change;
+/// - `orders` against `[skills.orders]`'s back-end, or, when none is configured, the demo
+///   back-end serving `bot_dir/data/demo_orders.json` (skipped when the bot has no such file);
+/// - `tickets.create` and `tickets.status` over `tickets`.
+///
+/// Each is hosted as its `hosting` table says. Must run inside a tokio runtime.
+pub async fn builtin_skills_with(
+    bot_dir: &Path,
+    tickets: Arc<dyn TicketStore>,
+    config: &SkillsConfig,
+) -> Result<Builtins, BuiltinError> {
+    config
+        .validate()
+        .map_err(|e| BuiltinError::Config(e.to_string()))?;
     let mut host = SkillHost::new();
     let mut kb_watcher = None;
-    let kb_dir = bot_dir.join(KB_DIR);
-    if kb_dir.is_dir() {
+    let (kb_dir, named) = config.kb.resolve_dir(bot_dir);
+    if named && config.kb.enabled && !kb_dir.is_dir() {
+        return Err(BuiltinError::Kb(format!(
+            "skills.kb.dir {} is not a folder",
+            kb_dir.display()
+        )));
+    }
+    if config.kb.enabled && kb_dir.is_dir() {
         let dir = kb_dir.clone();
         // Building the index reads and segments every entry: off the async threads.
         let kb = tokio::task::spawn_blocking(move || kefu_kb::KnowledgeBase::open(&dir))
@@ -118,17 +159,21 @@ pub async fn builtin_skills(
                 .map_err(|e| BuiltinError::Kb(e.to_string()))?,
         );
         host.register(
-            // Above the plugin's default floor: a wrong answer costs more than "I don't know"
-            // (a 0.4 hit matched "电池能用多久" to delivery times on one shared word).
-            Arc::new(kefu_kb::KbSkill::new(kb).with_threshold(KB_CONFIDENCE_FLOOR)),
-            hosting(Duration::from_secs(1)),
+            Arc::new(kefu_kb::KbSkill::new(kb).with_threshold(config.kb.confidence_floor)),
+            config.kb_hosting(),
         )?;
     }
     let mut demo_orders = None;
     let mut demo_task = None;
-    let orders = match orders {
-        Some(cfg) => Some(cfg),
-        None => {
+    let orders = match (&config.orders.backend, config.orders.enabled) {
+        (_, false) => None,
+        (Some(cfg), true) => {
+            // Neither the URL (it may carry credentials in its user-info) nor the auth value
+            // is logged.
+            tracing::info!(skill = %cfg.name, auth = cfg.auth.is_some(), "Order back-end configured");
+            Some(cfg.clone())
+        }
+        (None, true) => {
             let fixture = bot_dir.join(DEMO_FIXTURE);
             if fixture.is_file() {
                 let token = uuid::Uuid::new_v4().simple().to_string();
@@ -155,10 +200,12 @@ pub async fn builtin_skills(
     };
     if let Some(cfg) = orders {
         let skill = OrdersSkill::new(cfg).map_err(|e| BuiltinError::Orders(e.to_string()))?;
-        host.register(Arc::new(skill), hosting(Duration::from_secs(3)))?;
+        host.register(Arc::new(skill), config.orders_hosting())?;
     }
-    for skill in TicketsSkill::all(tickets) {
-        host.register(Arc::new(skill), hosting(Duration::from_secs(2)))?;
+    if config.tickets.enabled {
+        for skill in TicketsSkill::all(tickets) {
+            host.register(Arc::new(skill), config.tickets_hosting())?;
+        }
     }
     Ok(Builtins {
         host,
@@ -166,12 +213,4 @@ pub async fn builtin_skills(
         demo_task,
         kb_watcher,
     })
-}
-
-/// Hosting of a built-in skill: a small pool, the given timeout, the default breaker.
-fn hosting(timeout: Duration) -> SkillConfig {
-    SkillConfig {
-        timeout,
-        ..SkillConfig::default()
-    }
 }

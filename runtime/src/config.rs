@@ -12,6 +12,7 @@ use kefu_actors::agents::DeskConfig;
 use kefu_models::llm::LlmConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::builtin::SkillsConfig;
 use crate::http::HttpConfig;
 
 /// The whole configuration.
@@ -33,6 +34,9 @@ pub struct Config {
     pub agents: DeskConfig,
     /// Language models: `[llm.remote]` (OpenAI-compatible) and `[llm.local]` (llama.cpp).
     pub llm: LlmConfig,
+    /// The built-in skills: `[skills.kb]`, `[skills.orders]` (the order back-end, field mapping,
+    /// auth), `[skills.tickets]`, each with its `hosting` table. See docs/operations.md.
+    pub skills: SkillsConfig,
     /// Log filter in `tracing`'s env-filter syntax (`info`, `kefu=debug,warn`, ...); `RUST_LOG`
     /// wins when set.
     pub log: String,
@@ -61,6 +65,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             agents: DeskConfig::default(),
             llm: LlmConfig::default(),
+            skills: SkillsConfig::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
         }
@@ -151,6 +156,10 @@ impl Config {
         self.llm.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             message: format!("llm: {e}"),
+        })?;
+        self.skills.validate().map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
         })
     }
 }
@@ -186,6 +195,60 @@ mod tests {
             err.starts_with("k.toml:2:1: unknown field `data_dri`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn skills_sections_parse_and_errors_name_the_key() {
+        let c = Config::from_toml(
+            Path::new("k.toml"),
+            "[skills.orders]\nurl = \"http://127.0.0.1:9000/orders/{order_id}\"\n\
+             auth = { name = \"X-Api-Key\", value_env = \"ORDERS_TOKEN\" }\n\
+             [skills.kb]\nconfidence_floor = 0.6\n[skills.tickets]\nenabled = false\n",
+        )
+        .unwrap();
+        assert!(c.skills.orders.backend.is_some());
+        assert!(!c.skills.tickets.enabled);
+        assert!((c.skills.kb.confidence_floor - 0.6).abs() < f32::EPSILON);
+
+        let err = Config::from_toml(
+            Path::new("k.toml"),
+            "listen = \"127.0.0.1:9000\"\n[skills.orders]\nurl = \"http://h/{order_id}\"\nfeilds = {}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("k.toml:"), "{err}");
+        assert!(err.contains("unknown field `feilds`"), "{err}");
+
+        let err = Config::from_toml(
+            Path::new("k.toml"),
+            "[skills.orders]\nurl = \"https://h/{order_id}\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("skills.orders") && err.contains("https"),
+            "{err}"
+        );
+    }
+
+    /// The TOML examples in the operator docs are real configurations: they parse and validate
+    /// (a renamed key shows up here, not in an operator's start-up error).
+    #[test]
+    fn the_documented_examples_are_valid_configs() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        for file in ["operations.md", "agents.md", "plugins.md"] {
+            let path = docs.join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut blocks = 0;
+            for block in text.split("```toml\n").skip(1) {
+                let toml = block.split("```").next().unwrap();
+                blocks += 1;
+                if let Err(e) = Config::from_toml(&path, toml) {
+                    panic!("a TOML example in {file} does not load: {e}\n{toml}");
+                }
+            }
+            assert!(blocks > 0, "{file} has no TOML example");
+        }
     }
 
     #[test]

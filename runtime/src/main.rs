@@ -228,9 +228,10 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
         kefu_tickets::SledTicketStore::new(sled.db().clone())
             .map_err(|e| format!("the ticket store does not open: {e}"))?,
     );
-    let builtins = kefu_runtime::builtin::builtin_skills(&cfg.flows, tickets.clone(), None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let builtins =
+        kefu_runtime::builtin::builtin_skills_with(&cfg.flows, tickets.clone(), &cfg.skills)
+            .await
+            .map_err(|e| e.to_string())?;
     let options = kefu_flows::LoadOptions::with_known_skills(builtins.host.names());
     let engine = FlowEngine::load_with(&cfg.flows, &options)
         .map_err(|e| format!("the flows in {} do not load:\n{e}", cfg.flows.display()))?;

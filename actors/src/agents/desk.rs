@@ -55,6 +55,9 @@ pub struct Handoff {
     pub slots: BTreeMap<String, serde_json::Value>,
     /// The emotion of the message, when an emotion model is configured.
     pub emotion: Option<String>,
+    /// The user's tags sent with the message (`vip`, ...): they raise the customer tier as
+    /// `tag_tiers` says.
+    pub tags: Vec<String>,
 }
 
 /// The hook the engine calls on every turn. Synchronous: it runs inside the session actor.
@@ -232,8 +235,8 @@ impl Desk {
         }
     }
 
-    /// Builds the escalation from a hand-off: tier from the user's tags or a skill's score,
-    /// skill from the topic.
+    /// Builds the escalation from a hand-off: tier from the user's tags (`tag_tiers`, the
+    /// configured `user_tiers`) or a skill's score, whichever is highest; skill from the topic.
     fn escalation(&self, h: Handoff) -> Escalation {
         let config = self.router.config();
         let slot_tier = ["vip_tier", "customer_tier", "rfm_tier"]
@@ -246,12 +249,20 @@ impl Desk {
             .max()
             .unwrap_or(0)
             .min(u64::from(u8::MAX)) as u8;
+        let tag_tier = h
+            .tags
+            .iter()
+            .filter_map(|t| config.tag_tiers.get(t.as_str()))
+            .copied()
+            .max()
+            .unwrap_or(0);
         let tier = config
             .user_tiers
             .get(&h.user)
             .copied()
             .unwrap_or(0)
-            .max(slot_tier);
+            .max(slot_tier)
+            .max(tag_tier);
         let skill = [
             h.active_flow.as_deref(),
             h.intent.as_deref(),

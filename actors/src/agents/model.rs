@@ -8,6 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+/// The customer tier a `vip` user tag gives by default (`[agents] tag_tiers`): the tier the
+/// docs call "a tier-2 VIP".
+pub const VIP_TAG_TIER: u8 = 2;
+
 /// Whether an agent takes conversations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -252,6 +256,9 @@ pub struct DeskConfig {
     pub negative_emotion_credit_secs: f64,
     /// Customer tier by user id (tags imported from the CRM).
     pub user_tiers: HashMap<String, u8>,
+    /// Customer tier by user tag, for tags the operator's integration sends with messages
+    /// (`"tags": ["vip"]`); default `vip = 2`.
+    pub tag_tiers: HashMap<String, u8>,
     /// Skill needed by intent or flow name (e.g. `return_goods = "returns"`).
     pub skills_by_topic: HashMap<String, String>,
     /// Ask for a 1–5 rating when an agent closes a conversation.
@@ -271,6 +278,7 @@ impl Default for DeskConfig {
             tier_credit_secs: 600.0,
             negative_emotion_credit_secs: 120.0,
             user_tiers: HashMap::new(),
+            tag_tiers: HashMap::from([("vip".to_owned(), VIP_TAG_TIER)]),
             skills_by_topic: HashMap::new(),
             csat_on_close: true,
             restart_grace_secs: 60.0,

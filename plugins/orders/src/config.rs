@@ -62,7 +62,9 @@ pub struct OrdersConfig {
 }
 
 /// A header carrying the back-end credentials. Exactly one of `value` and `value_env` is set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` shows the header name and the variable's name, never the value (configurations end
+/// up in logs and panic messages).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthHeaderConfig {
     /// The header name (`Authorization`, `X-Api-Key`).
@@ -73,6 +75,16 @@ pub struct AuthHeaderConfig {
     /// The environment variable holding the header value, read when the skill is built.
     #[serde(default)]
     pub value_env: Option<String>,
+}
+
+impl std::fmt::Debug for AuthHeaderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthHeaderConfig")
+            .field("name", &self.name)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .field("value_env", &self.value_env)
+            .finish()
+    }
 }
 
 /// How the caller's user id travels to the back-end.
@@ -463,6 +475,22 @@ mod tests {
         assert!(!re.is_match("A1/../admin"));
         assert!(!re.is_match("../A1"));
         assert!(!re.is_match(""));
+    }
+
+    #[test]
+    fn debug_output_hides_the_auth_value() {
+        let mut cfg = OrdersConfig::new("http://h/{order_id}");
+        cfg.auth = Some(AuthHeaderConfig {
+            name: "X-Api-Key".to_owned(),
+            value: Some("s3cr3t".to_owned()),
+            value_env: None,
+        });
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("X-Api-Key") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -79,6 +79,12 @@ pub enum ApiError {
         "the message_id must be 1 to {MAX_MESSAGE_ID_CHARS} characters without control characters"
     )]
     InvalidMessageId,
+    /// The user tags of a message are not acceptable (count, length, characters).
+    #[error("the tags are invalid: {reason}")]
+    InvalidTags {
+        /// Which rule they broke.
+        reason: String,
+    },
     /// The query string does not have the expected shape.
     #[error("the query string is invalid: {detail}")]
     InvalidQuery {
@@ -123,6 +129,7 @@ impl ApiError {
             | Self::MessageTooLong { .. }
             | Self::InvalidSessionKey { .. }
             | Self::InvalidMessageId
+            | Self::InvalidTags { .. }
             | Self::InvalidQuery { .. }
             | Self::UnsupportedFrame => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTooLarge { .. } | Self::FrameTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -160,6 +167,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidSessionKey { .. } => "invalid_session_key",
             Self::InvalidMessageId => "invalid_message_id",
+            Self::InvalidTags { .. } => "invalid_tags",
             Self::InvalidQuery { .. } => "invalid_query",
             Self::WebSocketUpgrade { .. } => "websocket_upgrade_required",
             Self::UnsupportedFrame => "unsupported_frame",

@@ -4,7 +4,8 @@
 //! never buffered beyond the configured limit (a `Content-Length` above it is refused before a
 //! byte is read, and the `DefaultBodyLimit` layer set in [`app`](super::app) caps chunked bodies);
 //! JSON syntax errors (including invalid UTF-8) are 400 `invalid_json`, well-formed JSON of the
-//! wrong shape is 422 `invalid_request`.
+//! wrong shape is 422 `invalid_request`. User tags that break [`validate_tags`]'s rules are 422
+//! `invalid_tags`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
@@ -89,6 +90,51 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
         .ok()
 }
 
+/// Most user tags one message may carry.
+pub(crate) const MAX_TAGS: usize = 16;
+/// Longest user tag, in characters (ASCII, so also bytes).
+pub(crate) const MAX_TAG_CHARS: usize = 32;
+
+/// Checks the user tags of a message and returns them without duplicates, in their order.
+///
+/// Tags are operator data (`vip`, `b2b`) that policies and routing key on, so they are kept to a
+/// small, unambiguous alphabet rather than normalised: `VIP` is refused, not silently turned
+/// into `vip`, so an integration that sends the wrong case finds out at once.
+pub(crate) fn validate_tags(tags: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let Some(tags) = tags else {
+        return Ok(Vec::new());
+    };
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::InvalidTags {
+            reason: format!("at most {MAX_TAGS} tags, got {}", tags.len()),
+        });
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        if tag.is_empty() || tag.len() > MAX_TAG_CHARS {
+            return Err(ApiError::InvalidTags {
+                reason: format!("each tag must be 1 to {MAX_TAG_CHARS} characters"),
+            });
+        }
+        if !tag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            // The tag itself is echoed only when it is short and printable ASCII.
+            let shown: String = tag.chars().take(MAX_TAG_CHARS).collect();
+            return Err(ApiError::InvalidTags {
+                reason: format!(
+                    "{shown:?}: tags may only contain lowercase letters a-z, digits, `_` and `-`"
+                ),
+            });
+        }
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    Ok(out)
+}
+
 /// A query string, parsed with our error mapping (422 `invalid_query`).
 #[derive(Debug)]
 pub(crate) struct ApiQuery<T>(pub(crate) T);
@@ -152,6 +198,31 @@ mod tests {
         assert!(!is_json_content_type(&with_type("application/jsonx")));
         assert!(!is_json_content_type(&with_type("json")));
         assert!(!is_json_content_type(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn tags_are_checked_and_deduplicated() {
+        assert_eq!(validate_tags(None).unwrap(), Vec::<String>::new());
+        assert_eq!(validate_tags(Some(vec![])).unwrap(), Vec::<String>::new());
+        let tags = |t: &[&str]| Some(t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(
+            validate_tags(tags(&["vip", "b2b_eu", "new-customer", "vip"])).unwrap(),
+            vec!["vip", "b2b_eu", "new-customer"]
+        );
+        for bad in [
+            tags(&["VIP"]),
+            tags(&[""]),
+            tags(&["vip plus"]),
+            tags(&["会员"]),
+            tags(&["a\u{0}b"]),
+            tags(&[&"x".repeat(MAX_TAG_CHARS + 1)]),
+            Some(vec!["t".to_owned(); MAX_TAGS + 1]),
+        ] {
+            let err = validate_tags(bad.clone()).unwrap_err();
+            assert!(matches!(err, ApiError::InvalidTags { .. }), "{bad:?}");
+            assert_eq!(err.code(), "invalid_tags");
+        }
+        assert!(validate_tags(tags(&[&"x".repeat(MAX_TAG_CHARS)])).is_ok());
     }
 
     #[test]

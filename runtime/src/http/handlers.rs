@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery, SessionKey};
+use super::extract::{ApiJson, ApiQuery, SessionKey, validate_tags};
 use super::inbound::{MessageBody, build_inbound, channel, validate_session_key};
 
 /// The OpenAPI 3.1 document of every route, shipped inside the binary.
@@ -22,20 +22,37 @@ pub(crate) const OPENAPI_JSON: &str = include_str!("openapi.json");
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
+/// The body of `POST /v1/conversations/{key}/messages`: the message, plus the user's tags.
+///
+/// Tags are accepted here and nowhere else: this route is for the operator's back-end (it needs
+/// the API key when keys are configured), whereas WebSocket and Rasa clients are often the
+/// user's own browser, which must not be able to call itself a VIP.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MessagePostBody {
+    /// Text, message id and user, as every channel has them.
+    #[serde(flatten)]
+    message: MessageBody,
+    /// The user's tags (`["vip"]`), checked by [`validate_tags`].
+    tags: Option<Vec<String>>,
+}
+
 /// `POST /v1/conversations/{key}/messages`: one user message, answered with the turn.
 pub(crate) async fn messages_post(
     State(state): State<AppState>,
     SessionKey(key): SessionKey,
-    ApiJson(body): ApiJson<MessageBody>,
+    ApiJson(body): ApiJson<MessagePostBody>,
 ) -> Result<Json<TurnOutcome>, ApiError> {
-    let inbound = build_inbound(
+    let tags = validate_tags(body.tags)?;
+    let message = body.message;
+    let mut inbound = build_inbound(
         key,
-        body.user,
+        message.user,
         channel::WEB,
-        body.text,
-        body.message_id,
+        message.text,
+        message.message_id,
         state.config.max_message_chars,
     )?;
+    inbound.tags = tags;
     Ok(Json(state.conversations.send(inbound).await?))
 }
 

@@ -110,6 +110,8 @@ pub(crate) fn build_inbound(
         channel: channel.to_owned(),
         text,
         message_id,
+        // Only the REST route accepts tags; it sets them after this shared validation.
+        tags: Vec::new(),
     })
 }
 

@@ -45,6 +45,21 @@ const DEFAULT_ACTOR: &str = "api";
 
 type Store = Arc<dyn TicketStore>;
 
+/// Every route of [`router`] as `(method, path)`, in axum's and OpenAPI's `{param}` syntax. The
+/// runtime's OpenAPI test checks its document against this table, and this crate's tests check
+/// the table against the router, so the document cannot drift from what is served.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/tickets"),
+    ("GET", "/v1/tickets"),
+    ("GET", "/v1/tickets/{id}"),
+    ("PATCH", "/v1/tickets/{id}"),
+    ("POST", "/v1/tickets/{id}/comments"),
+    ("POST", "/v1/tickets/{id}/assign"),
+    ("POST", "/v1/tickets/{id}/close"),
+    ("POST", "/v1/tickets/{id}/reopen"),
+    ("GET", "/v1/tickets/{id}/events"),
+];
+
 /// The tickets API routes, with `store` as state. See the module docs.
 pub fn router(store: Arc<dyn TicketStore>) -> Router {
     Router::new()

@@ -73,7 +73,62 @@ fn every_route_is_documented_and_nothing_else() {
             spec.path
         );
     }
+    // The tickets API is mounted beside ours by `kefu serve` (behind the same keys; header
+    // only, no `?api_key=`).
+    for (method, path) in kefu_tickets::api::ROUTES {
+        routed.insert(((*method).to_owned(), (*path).to_owned()));
+        let operation = &paths[*path][method.to_lowercase()];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        let security = operation["security"].as_array();
+        assert!(
+            security
+                .is_some_and(|s| !s.is_empty() && s.iter().all(|r| r.get("apiKeyQuery").is_none())),
+            "{method} {path} must declare header API-key security"
+        );
+        let responses = operation["responses"].as_object().unwrap();
+        for status in ["401", "422", "500", "503"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path} does not document {status}"
+            );
+        }
+    }
     assert_eq!(documented, routed);
+}
+
+#[tokio::test]
+async fn tickets_routes_are_behind_the_api_key() {
+    let key = "k".repeat(20);
+    let config = HttpConfig {
+        api_keys: vec![key.clone()],
+        ..HttpConfig::default()
+    };
+    let store: std::sync::Arc<dyn kefu_tickets::TicketStore> =
+        std::sync::Arc::new(kefu_tickets::MemoryTicketStore::new());
+    let (app, _) = test_app(config.clone());
+    let app = app.merge(crate::http::protect(
+        kefu_tickets::api::router(store),
+        &config,
+    ));
+    for (method, path) in kefu_tickets::api::ROUTES {
+        let uri = path.replace("{id}", "T-000001");
+        let request = |auth: Option<&str>| {
+            let mut builder = Request::builder()
+                .method(*method)
+                .uri(&uri)
+                .header("content-type", "application/json");
+            if let Some(k) = auth {
+                builder = builder.header("x-api-key", k);
+            }
+            builder.body(Body::from("{}")).unwrap()
+        };
+        let answer = call(&app, request(None)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        assert_eq!(answer.body["error"]["code"], "unauthorized");
+        let answer = call(&app, request(Some(&key))).await;
+        assert_ne!(answer.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        assert!(!answer.status.is_server_error(), "{method} {uri}");
+    }
 }
 
 #[tokio::test]

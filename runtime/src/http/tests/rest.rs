@@ -534,3 +534,33 @@ async fn plain_get_on_the_websocket_route_is_a_json_error() {
     assert!(answer.status.is_client_error(), "{}", answer.status);
     assert_error(&answer, answer.status, "websocket_upgrade_required");
 }
+
+#[tokio::test]
+async fn message_post_carries_checked_tags_to_the_session_layer() {
+    let (app, fake) = test_app(HttpConfig::default());
+    let body = r#"{"text": "hi", "user": "u-9", "tags": ["vip", "b2b", "vip"]}"#;
+    let answer = call(&app, post_json(MESSAGES, body)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(fake.received()[0].tags, ["vip", "b2b"]);
+    // No tags, or null: none.
+    call(&app, post_json(MESSAGES, r#"{"text": "a", "tags": null}"#)).await;
+    call(&app, post_json(MESSAGES, r#"{"text": "b"}"#)).await;
+    assert!(fake.received()[1..].iter().all(|m| m.tags.is_empty()));
+
+    for bad in [r#"["VIP"]"#, r#"["a b"]"#, r#"[""]"#, r#"["会员"]"#] {
+        let body = format!(r#"{{"text": "hi", "tags": {bad}}}"#);
+        let answer = call(&app, post_json(MESSAGES, body)).await;
+        assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_tags");
+    }
+    let answer = call(
+        &app,
+        post_json(MESSAGES, r#"{"text": "hi", "tags": "vip"}"#),
+    )
+    .await;
+    assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert_eq!(
+        fake.received().len(),
+        3,
+        "refused messages never reach the sessions"
+    );
+}
