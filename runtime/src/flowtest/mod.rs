@@ -7,6 +7,7 @@
 //! tests:
 //!   - name: order status asks for the number, then reports
 //!     lang: en                      # optional: the conversation's language so far
+//!     tags: [vip]                   # optional: the user's tags, as the API's `tags` carries them
 //!     turns:
 //!       - user: where is my order
 //!         intent: order_status
@@ -63,6 +64,8 @@ pub struct TestCase {
     /// The conversation's language before the first message: used for messages that show
     /// none (default: the bot's default language).
     pub lang: Option<Lang>,
+    /// The user's tags (`vip`, ...), sent with every message as the API's `tags` would.
+    pub tags: Vec<String>,
     /// The messages and what the bot must do after each.
     pub turns: Vec<TestTurn>,
 }
@@ -321,6 +324,7 @@ pub async fn run_case(engine: &FlowEngine, case: &TestCase) -> CaseResult {
             user: &case.user,
             session: &session,
             channel: &case.channel,
+            tags: &case.tags,
             ..TurnMeta::default()
         };
         let report = engine.step(&mut state, &turn.text, &meta).await;

@@ -16,7 +16,7 @@ use super::{Check, Expectation, TestCase, TestFile, TestTurn};
 type Node = MarkedYamlOwned;
 
 /// Keys a test may have.
-pub const TEST_KEYS: &[&str] = &["name", "user", "channel", "lang", "turns"];
+pub const TEST_KEYS: &[&str] = &["name", "user", "channel", "lang", "tags", "turns"];
 
 /// Keys a turn may have: `user` (the message) and the expectations.
 pub const TURN_KEYS: &[&str] = &[
@@ -309,7 +309,7 @@ fn read_test(r: &mut Reader<'_>, node: &Node) -> Option<TestCase> {
             pos(node),
             format!("a test must be a mapping, found {}", kind_name(node)),
             Some(
-                "a test has `name:` and `turns:` (and optionally `user:`, `channel:`, `lang:`)"
+                "a test has `name:` and `turns:` (and optionally `user:`, `channel:`, `lang:`, `tags:`)"
                     .into(),
             ),
         );
@@ -319,6 +319,7 @@ fn read_test(r: &mut Reader<'_>, node: &Node) -> Option<TestCase> {
     let mut user = None;
     let mut channel = None;
     let mut lang = None;
+    let mut tags = Vec::new();
     let mut turns = None;
     let before = r.diags.len();
     for (k, v) in fields {
@@ -333,6 +334,7 @@ fn read_test(r: &mut Reader<'_>, node: &Node) -> Option<TestCase> {
                 None => r.error(pos(v), format!("`{key}` must be non-empty text"), None),
             },
             "lang" => lang = read_lang(r, v),
+            "tags" => tags = read_tags(r, v),
             "turns" => turns = Some(read_turns(r, v)),
             _ => r.error(
                 pos(k),
@@ -377,8 +379,41 @@ fn read_test(r: &mut Reader<'_>, node: &Node) -> Option<TestCase> {
         file: r.file.to_path_buf(),
         pos: pos(node),
         lang,
+        tags,
         turns,
     })
+}
+
+/// `tags: [vip]`: the user's tags, as an operator's CRM would send them with each message.
+fn read_tags(r: &mut Reader<'_>, v: &Node) -> Vec<String> {
+    let Some(list) = items(v) else {
+        r.error(
+            pos(v),
+            "`tags` must be a list",
+            Some("write `tags: [vip]`".into()),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in list {
+        // The same alphabet the API accepts, so a test never relies on a tag the API refuses.
+        match scalar_text(item) {
+            Some(t)
+                if (1..=32).contains(&t.len())
+                    && t.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                    }) =>
+            {
+                out.push(t)
+            }
+            _ => r.error(
+                pos(item),
+                "a tag is 1 to 32 characters of a-z, 0-9, `_` and `-`",
+                Some("write tags in lowercase, e.g. `tags: [vip]`".into()),
+            ),
+        }
+    }
+    out
 }
 
 /// A user id derived from a test name, so each test's user is distinct and stable.

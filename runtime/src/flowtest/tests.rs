@@ -105,3 +105,22 @@ fn every_problem_in_a_file_is_reported() {
 fn an_empty_file_has_no_tests() {
     assert!(parse("# nothing yet\n").unwrap().cases.is_empty());
 }
+
+#[test]
+fn tags_parse_and_bad_tags_are_errors_with_positions() {
+    let f = parse("tests:\n  - name: one\n    tags: [vip, b2b]\n    turns:\n      - user: hi\n")
+        .unwrap();
+    assert_eq!(f.cases[0].tags, vec!["vip".to_owned(), "b2b".to_owned()]);
+    let f = parse("tests:\n  - name: one\n    turns:\n      - user: hi\n").unwrap();
+    assert!(f.cases[0].tags.is_empty());
+    let e = first_error("tests:\n  - name: one\n    tags: [VIP]\n    turns:\n      - user: hi\n");
+    assert!(
+        e.starts_with("t.yaml:3:12: error: a tag is 1 to 32 characters of a-z"),
+        "{e}"
+    );
+    let e = first_error("tests:\n  - name: one\n    tags: vip\n    turns:\n      - user: hi\n");
+    assert!(
+        e.starts_with("t.yaml:3:11: error: `tags` must be a list"),
+        "{e}"
+    );
+}
