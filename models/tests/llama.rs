@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kefu_models::llm::{
-    ChatMessage, FinishReason, LlamaBackend, LlamaConfig, LlmBackend, LlmError, LlmRequest,
-    StreamEvent, TokenCounter,
+    ChatMessage, FinishReason, HfTokenCounter, LlamaBackend, LlamaConfig, LlmBackend, LlmError,
+    LlmRequest, StreamEvent, TokenCounter,
 };
 
 /// The model file, made once per test binary.
@@ -23,11 +23,18 @@ fn model_path() -> &'static Path {
         let status = std::process::Command::new("python3")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make_tiny_gguf.py"))
             .arg(&out)
+            .arg("--tokenizer-json")
+            .arg(tokenizer_path())
             .status()
             .expect("python3 runs (pip install gguf tokenizers numpy)");
         assert!(status.success(), "make_tiny_gguf.py failed");
         out
     })
+}
+
+/// The model's vocabulary as a Hugging Face `tokenizer.json` (written with the model).
+fn tokenizer_path() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("kefu-tiny-tests.tokenizer.json")
 }
 
 fn backend(parallel: usize) -> Arc<LlamaBackend> {
@@ -164,4 +171,21 @@ async fn oversized_prompts_and_missing_files_are_errors() {
     assert!(matches!(err, LlmError::ContextOverflow { .. }), "{err:?}");
     let err = LlamaBackend::new(LlamaConfig::new("/nonexistent/model.gguf")).unwrap_err();
     assert!(matches!(err, LlmError::Config { .. }), "{err:?}");
+}
+
+#[test]
+fn the_tokenizers_crate_counts_exactly_like_llama_cpp() {
+    // The remote back-end's exact counter (`[llm.remote] tokenizer`) and llama.cpp's own
+    // tokenizer agree on the same vocabulary, Chinese and English alike.
+    let llama = backend(1);
+    let hf = HfTokenCounter::from_file(&tokenizer_path()).unwrap();
+    for text in [
+        "你好，我的订单到哪了？",
+        "Where is my order A12345678?",
+        "我想退货，尺码不合适 — can I exchange it for a larger size?",
+        "发票抬头：上海某某科技有限公司，税号 91310000MA1FL0000X",
+        "",
+    ] {
+        assert_eq!(hf.count(text), llama.count(text), "{text:?}");
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{LlmBackend, LlmError, OpenAiBackend, OpenAiConfig};
+use super::{HfTokenCounter, LlmBackend, LlmError, OpenAiBackend, OpenAiConfig, TokenCounter};
 
 /// The `[llm]` section.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -111,6 +111,8 @@ pub struct LlmBackends {
     pub remote: Option<Arc<dyn LlmBackend>>,
     /// The local back-end, if configured.
     pub local: Option<Arc<dyn LlmBackend>>,
+    /// Exact token counting for the remote model (`[llm.remote] tokenizer`), if configured.
+    pub remote_tokens: Option<Arc<dyn TokenCounter>>,
 }
 
 impl std::fmt::Debug for LlmBackends {
@@ -118,6 +120,7 @@ impl std::fmt::Debug for LlmBackends {
         f.debug_struct("LlmBackends")
             .field("remote", &self.remote.as_ref().map(|b| b.name().to_owned()))
             .field("local", &self.local.as_ref().map(|b| b.name().to_owned()))
+            .field("remote_tokens", &self.remote_tokens.is_some())
             .finish()
     }
 }
@@ -153,7 +156,15 @@ impl LlmConfig {
             Some(c) => Some(build_local(c)?),
             None => None,
         };
-        Ok(LlmBackends { remote, local })
+        let remote_tokens = match self.remote.as_ref().and_then(|r| r.tokenizer.as_deref()) {
+            Some(path) => Some(Arc::new(HfTokenCounter::from_file(path)?) as Arc<dyn TokenCounter>),
+            None => None,
+        };
+        Ok(LlmBackends {
+            remote,
+            local,
+            remote_tokens,
+        })
     }
 }
 

@@ -38,7 +38,7 @@ pub use moderation::{ModerationVerdict, Moderator, ModeratorConfig};
 pub use openai::{OpenAiBackend, OpenAiConfig};
 pub use pii::{PiiKind, PiiMasker, PiiVault};
 pub use prompt::{Passage, PromptBuilder, PromptParts};
-pub use tokens::{CharEstimate, TokenCounter};
+pub use tokens::{CharEstimate, HfTokenCounter, TokenCounter};
 pub use types::{
     ChatMessage, Completion, FinishReason, LlmRequest, MAX_STOP_SEQUENCES, MAX_TOKENS_LIMIT, Role,
     StreamEvent, Usage,

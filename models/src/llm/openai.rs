@@ -42,6 +42,10 @@ pub struct OpenAiConfig {
     /// Most milliseconds between two streamed chunks.
     #[serde(default = "default_stream_idle_ms")]
     pub stream_idle_ms: u64,
+    /// The model's `tokenizer.json` (Hugging Face format), for exact token counts of the
+    /// conversation window; without one, a conservative estimate is used.
+    #[serde(default)]
+    pub tokenizer: Option<std::path::PathBuf>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -67,6 +71,7 @@ impl fmt::Debug for OpenAiConfig {
             .field("model", &self.model)
             .field("timeout_ms", &self.timeout_ms)
             .field("stream_idle_ms", &self.stream_idle_ms)
+            .field("tokenizer", &self.tokenizer)
             .finish()
     }
 }
@@ -80,6 +85,7 @@ impl OpenAiConfig {
             model: model.into(),
             timeout_ms: default_timeout_ms(),
             stream_idle_ms: default_stream_idle_ms(),
+            tokenizer: None,
         }
     }
 
