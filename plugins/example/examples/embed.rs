@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
             channel: "api".into(),
             text: "downtown saturday".into(),
             message_id: "m1".into(),
+            stream: None,
         })
         .await?;
     println!("bot: {}", out.replies[0].text);

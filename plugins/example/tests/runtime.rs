@@ -98,6 +98,7 @@ fn msg(text: &str, id: &str) -> Inbound {
         channel: "api".into(),
         text: text.into(),
         message_id: id.into(),
+        stream: None,
     }
 }
 

@@ -110,6 +110,7 @@ pub(crate) fn build_inbound(
         channel: channel.to_owned(),
         text,
         message_id,
+        stream: None,
     })
 }
 
