@@ -84,6 +84,7 @@ fn main() {
                             text: format!("订单 A{i:010} turn {t}"),
                             message_id: format!("s{i}-{t}"),
                             tags: Vec::new(),
+                            stream: None,
                         };
                         reg.send(msg).await.unwrap();
                     }

@@ -5,6 +5,9 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::llm::StreamPiece;
 
 /// One user message, as a channel hands it to the session layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +27,39 @@ pub struct Inbound {
     /// them (validated by the channel: lowercase `[a-z0-9_-]`, bounded). Policies see them as
     /// `user.vip` / `user.tags`, and a hand-off's customer tier counts them. Empty when none.
     pub tags: Vec<String>,
+    /// Where generated text the bot says is streamed while the model runs (WebSocket turns);
+    /// `None` for channels that only take whole replies. The turn's outcome still carries the
+    /// whole reply either way.
+    pub stream: Option<TurnStream>,
 }
+
+/// A per-turn sink for streamed generation: moderated text deltas, and retractions when the
+/// model that streamed them failed and a fallback answers instead.
+///
+/// Bounded by its creator: a slow client slows the generation, it never grows a buffer.
+/// Equality is channel identity, so [`Inbound`] stays comparable.
+#[derive(Debug, Clone)]
+pub struct TurnStream(mpsc::Sender<StreamPiece>);
+
+impl TurnStream {
+    /// A sink sending into `tx`.
+    pub fn new(tx: mpsc::Sender<StreamPiece>) -> Self {
+        Self(tx)
+    }
+
+    /// The sender, for the LLM service.
+    pub fn sender(&self) -> &mpsc::Sender<StreamPiece> {
+        &self.0
+    }
+}
+
+impl PartialEq for TurnStream {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
+}
+
+impl Eq for TurnStream {}
 
 /// One reply of the bot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

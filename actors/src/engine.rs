@@ -4,8 +4,11 @@
 //! One turn: normalise the text, apply the bot's synonyms, detect the language, classify the
 //! intent, find entities, score the emotion and update the session's emotion history, run one
 //! interpreter step, and while the interpreter waits on a skill (`call:`) or on generated text
-//! (`generate:`), run it through the [`SkillHost`] (or the configured generator) and resume.
-//! Understanding and the interpreter are synchronous; only skills and generation await.
+//! (`generate:`), run it through the [`SkillHost`] (or the [`LlmService`], when one is attached
+//! with [`FlowEngine::with_llm`]) and resume. Understanding and the interpreter are synchronous;
+//! only skills and generation await. Without a service every `generate:` takes the flow's
+//! `fallback:`; with one, the ladder's account of each generation is on the turn's report
+//! ([`TurnReport::generations`]).
 //!
 //! **Versions.** The compiled bot (flows + trained classifier) sits behind an `ArcSwap` so a
 //! reload swaps it atomically while sessions keep running. A session in the middle of a flow is
@@ -33,8 +36,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::agents::{Handoff, HandoffSink};
-use crate::api::{NluView, Reply};
+use crate::api::{NluView, Reply, TurnStream};
 use crate::handler::{DEFAULT_TENANT, HandledTurn, HandlerError, TurnContext, TurnHandler};
+use crate::llm::{FlowGenerated, FlowGeneration, LlmService, generate_for_flow};
 use crate::skills::SkillHost;
 use crate::understand::{self, Understood};
 
@@ -125,6 +129,10 @@ pub struct TurnReport {
     /// Skills the turn called, in order, with their outcome (`found`, `not_found`, ..., or the
     /// error kind), for the transcript and `kefu chat /debug`.
     pub calls: Vec<(String, String)>,
+    /// The turn's `generate:` steps, in order: which rung of the LLM ladder answered and why
+    /// the ones above did not (`remote`, `local (remote: circuit_open)`), or
+    /// `fallback (...)` when the flow's `fallback:` text was used.
+    pub generations: Vec<String>,
     /// The bot version that ran the turn.
     pub bot_version: String,
 }
@@ -231,6 +239,7 @@ impl CompiledBot {
         effects: Vec<Effect>,
         u: &Understood,
         calls: Vec<(String, String)>,
+        generations: Vec<String>,
     ) -> (DialogState, TurnReport) {
         let mut replies = Vec::new();
         let mut handoff = None;
@@ -273,6 +282,7 @@ impl CompiledBot {
                 u.emotion.intensity
             )),
             calls,
+            generations,
             bot_version: self.bot.version().to_owned(),
         };
         (state, report)
@@ -300,6 +310,10 @@ pub struct TurnMeta<'a> {
     pub channel: &'a str,
     /// The user's tags (`vip`, ...), as the channel or CRM supplied them.
     pub tags: &'a [String],
+    /// Where generated text that is said streams while the model runs (WebSocket turns).
+    pub stream: Option<&'a TurnStream>,
+    /// The conversation before this message, oldest first: the context of `generate:` steps.
+    pub history: &'a [kefu_models::llm::ChatMessage],
 }
 
 impl Default for TurnMeta<'_> {
@@ -310,6 +324,8 @@ impl Default for TurnMeta<'_> {
             session: "",
             channel: "",
             tags: &[],
+            stream: None,
+            history: &[],
         }
     }
 }
@@ -350,6 +366,8 @@ pub struct FlowEngine {
     /// The human desk, when agents are configured: consulted on every turn (human mode keeps
     /// the bot silent) and told about hand-offs. Set once at start-up.
     desk: OnceLock<Arc<dyn HandoffSink>>,
+    /// The LLM service for `generate:` steps; `None` makes every one take its `fallback:`.
+    llm: Option<LlmService>,
 }
 
 impl FlowEngine {
@@ -383,6 +401,7 @@ impl FlowEngine {
             pin_retention: DEFAULT_PIN_RETENTION,
             skills: Arc::new(SkillHost::new()),
             desk: OnceLock::new(),
+            llm: None,
         }
     }
 
@@ -395,6 +414,17 @@ impl FlowEngine {
     /// The skills the flows can call.
     pub fn skills(&self) -> &Arc<SkillHost> {
         &self.skills
+    }
+
+    /// The same engine generating the flows' `generate:` texts with `llm` (see the module docs).
+    pub fn with_llm(mut self, llm: LlmService) -> Self {
+        self.llm = Some(llm);
+        self
+    }
+
+    /// The LLM service `generate:` steps use, if any.
+    pub fn llm(&self) -> Option<&LlmService> {
+        self.llm.as_ref()
     }
 
     /// Connects the human desk; returns false when one was already connected (it stays).
@@ -489,6 +519,7 @@ impl FlowEngine {
         let mut step = kefu_flows::step(&bot.bot, &state.dialog, &input);
         let mut effects = Vec::new();
         let mut calls = Vec::new();
+        let mut generations = Vec::new();
         for _ in 0..MAX_EXTERNAL_PER_TURN {
             let Some(pending) = step.pending().cloned() else {
                 break;
@@ -499,8 +530,23 @@ impl FlowEngine {
                     calls.push((skill, outcome.outcome.clone()));
                     External::Skill(outcome)
                 }
-                // The LLM actor is not wired in yet: the flow's `fallback:` text answers.
-                _ => External::Generated(Err("no language model configured".to_owned())),
+                Effect::Generate {
+                    prompt,
+                    context,
+                    save,
+                } => {
+                    let generated = self
+                        .generate(&prompt, &context, save.is_none(), text, meta)
+                        .await;
+                    generations.push(generated.record);
+                    External::Generated(generated.result)
+                }
+                // `pending()` only yields calls and generations; anything else is a bug in the
+                // interpreter, answered like a failed call so the flow takes its error route.
+                other => {
+                    tracing::error!(effect = ?other, "Unexpected pending effect");
+                    External::Skill(SkillResult::other("error", "unexpected pending effect"))
+                }
             };
             effects.extend(step.effects.drain(..).filter(|e| !e.is_pending()));
             step = kefu_flows::resume(&bot.bot, &step.state, &input, result);
@@ -512,13 +558,52 @@ impl FlowEngine {
             step = kefu_flows::resume(&bot.bot, &step.state, &input, failed);
         }
         effects.append(&mut step.effects);
-        let (next, report) = bot.report(step.state, effects, &u, calls);
+        let (next, report) = bot.report(step.state, effects, &u, calls, generations);
         state.dialog = next;
         state.bot_version = state.is_mid_flow().then(|| report.bot_version.clone());
         if let Some(nlu) = &report.handled.nlu {
             state.lang = Some(nlu.lang.clone());
         }
         report
+    }
+
+    /// Runs one `generate:` step on the LLM service (or answers "use your fallback" without
+    /// one), keyed by the turn's tenant and session so that the service's per-session
+    /// cancellation sees every generation of the conversation.
+    async fn generate(
+        &self,
+        prompt: &str,
+        context: &[String],
+        said: bool,
+        text: &str,
+        meta: &TurnMeta<'_>,
+    ) -> FlowGenerated {
+        let Some(llm) = &self.llm else {
+            return FlowGenerated::not_configured();
+        };
+        let started = Instant::now();
+        let generated = generate_for_flow(
+            llm,
+            FlowGeneration {
+                tenant: meta.tenant,
+                session: meta.session,
+                prompt,
+                context,
+                said,
+                user: text,
+                history: meta.history,
+                stream: meta.stream,
+            },
+        )
+        .await;
+        tracing::info!(
+            session = %meta.session,
+            rung = %generated.record,
+            said,
+            ms = started.elapsed().as_millis() as u64,
+            "Flow generation answered"
+        );
+        generated
     }
 
     /// Calls one skill for the flow, with the caller's identity from the session (never from
@@ -614,8 +699,20 @@ fn error_message(e: &SkillError) -> String {
     crate::skills::error_kind(e).to_owned()
 }
 
+/// Recent messages (user and bot) a session keeps for `generate:` prompts when an LLM service
+/// is attached: a few turns of context; the prompt builder cuts further to fit the model.
+pub const GENERATION_HISTORY: usize = 8;
+
 impl TurnHandler for FlowEngine {
     type State = EngineState;
+
+    fn history_window(&self) -> usize {
+        if self.llm.is_some() {
+            GENERATION_HISTORY
+        } else {
+            0
+        }
+    }
 
     async fn handle(
         &self,
@@ -635,6 +732,8 @@ impl TurnHandler for FlowEngine {
             session: turn.session,
             channel: turn.channel,
             tags: turn.tags,
+            stream: turn.stream,
+            history: turn.history,
         };
         let report = self.step(state, turn.text, &meta).await;
         if let (Some(reason), Some(desk)) = (&report.handoff, desk) {

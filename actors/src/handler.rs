@@ -10,9 +10,10 @@
 
 use std::future::Future;
 
+use kefu_models::llm::ChatMessage;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::api::{NluView, Reply};
+use crate::api::{NluView, Reply, TurnStream};
 
 /// The tenant of conversations whose channel did not name one.
 pub const DEFAULT_TENANT: &str = "default";
@@ -36,6 +37,12 @@ pub struct TurnContext<'a> {
     pub message_id: &'a str,
     /// The user's tags sent with this message (`vip`, ...); see [`crate::api::Inbound::tags`].
     pub tags: &'a [String],
+    /// Where generated text that is said may be streamed while the model runs (WebSocket
+    /// turns); `None` when the channel takes whole replies only.
+    pub stream: Option<&'a TurnStream>,
+    /// The latest messages of the conversation before this one, oldest first (user and bot
+    /// texts), as many as [`TurnHandler::history_window`] asked for; empty when it asked none.
+    pub history: &'a [ChatMessage],
 }
 
 /// What a handler produced for one turn.
@@ -72,6 +79,14 @@ pub trait TurnHandler: Send + Sync + 'static {
         state: &mut Self::State,
         turn: &TurnContext<'_>,
     ) -> impl Future<Output = Result<HandledTurn, HandlerError>> + Send;
+
+    /// How many recent messages (user and bot) the handler wants in [`TurnContext::history`].
+    /// The session keeps them in memory only (read from the store when it activates), so the
+    /// default 0 costs nothing; a handler that generates text with a language model asks for
+    /// a few.
+    fn history_window(&self) -> usize {
+        0
+    }
 
     /// The reply a user gets when their message made the session fail. Bilingual by default.
     fn polite_error(&self, text: &str) -> String {

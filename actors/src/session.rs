@@ -12,12 +12,17 @@
 //!   error, and the next message activates a fresh actor from the store.
 //! - After more than `max_failures` failures within `failure_window`, the session is parked:
 //!   the park is persisted, and every later message is refused with [`SendError::Parked`].
+//! - The recent-messages window handed to the handler ([`TurnHandler::history_window`]) lives in
+//!   memory only: it is read from the log's tail when the actor activates and extended after
+//!   each commit, so it costs the per-turn snapshot nothing, and a handler that asks for none
+//!   pays nothing at all.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::FutureExt;
+use kefu_models::llm::ChatMessage;
 use kefu_store::{AppendOutcome, AppendRequest};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{debug, info, warn};
@@ -66,6 +71,28 @@ pub struct SessionState<S> {
     seq: u64,
     snapshot: Snapshot<S>,
     entry: Arc<EntryShared>,
+    /// The latest user and bot messages, oldest first, at most the handler's history window.
+    history: Vec<ChatMessage>,
+}
+
+/// Longest text kept per history entry, in characters: the window feeds a prompt, and a pasted
+/// essay must not pin megabytes per active session.
+const HISTORY_ENTRY_CHARS: usize = 1000;
+
+/// Appends to the history window, dropping the oldest entries beyond `window`.
+fn remember(history: &mut Vec<ChatMessage>, window: usize, message: ChatMessage) {
+    if window == 0 {
+        return;
+    }
+    let mut message = message;
+    if message.content.chars().count() > HISTORY_ENTRY_CHARS {
+        message.content = message.content.chars().take(HISTORY_ENTRY_CHARS).collect();
+    }
+    history.push(message);
+    if history.len() > window {
+        let excess = history.len() - window;
+        history.drain(..excess);
+    }
 }
 
 /// How a turn ended, for the actor loop.
@@ -97,6 +124,7 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                     ..Snapshot::default()
                 },
                 entry: args.entry,
+                history: Vec::new(),
             },
             Some(loaded) => {
                 if loaded.snapshot_seq != loaded.seq {
@@ -111,12 +139,14 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                         ..Snapshot::default()
                     },
                 };
+                let history = self.recent_history(&args.key, loaded.seq).await;
                 SessionState {
                     key: args.key,
                     user: loaded.user,
                     seq: loaded.seq,
                     snapshot,
                     entry: args.entry,
+                    history,
                 }
             }
         };
@@ -163,6 +193,37 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
 }
 
 impl<H: TurnHandler> SessionActor<H> {
+    /// The history window's contents from the log's tail, for an activation. Best effort: an
+    /// unreadable tail only costs the handler some context, never the activation.
+    async fn recent_history(&self, key: &str, seq: u64) -> Vec<ChatMessage> {
+        let window = self.shared.handler.history_window();
+        if window == 0 || seq == 0 {
+            return Vec::new();
+        }
+        // A turn is one user event plus its replies; twice the window covers typical turns.
+        let span = (window as u64).saturating_mul(2);
+        let from = seq.saturating_sub(span) + 1;
+        let events = match self.shared.store.events(key, from, span as usize).await {
+            Ok(events) => events,
+            Err(e) => {
+                warn!(session = %key, error = %e, "Recent history unreadable; starting without it");
+                return Vec::new();
+            }
+        };
+        let mut history = Vec::new();
+        for ev in events {
+            let message = match SessionEvent::decode(&ev.payload) {
+                Ok(SessionEvent::User { text, .. }) => ChatMessage::user(text),
+                Ok(SessionEvent::Bot { text, .. } | SessionEvent::Agent { text, .. }) => {
+                    ChatMessage::assistant(text)
+                }
+                Ok(_) | Err(_) => continue,
+            };
+            remember(&mut history, window, message);
+        }
+        history
+    }
+
     async fn turn(&self, state: &mut SessionState<H::State>, msg: &Inbound) -> TurnEnd {
         if state.snapshot.parked {
             return TurnEnd::Done(Err(SendError::Parked));
@@ -176,6 +237,8 @@ impl<H: TurnHandler> SessionActor<H> {
             text: &msg.text,
             message_id: &msg.message_id,
             tags: &msg.tags,
+            stream: msg.stream.as_ref(),
+            history: &state.history,
         };
         let mut dialog = state.snapshot.dialog.clone();
         let handler = &self.shared.handler;
@@ -240,6 +303,19 @@ impl<H: TurnHandler> SessionActor<H> {
             AppendOutcome::Appended { last_seq, .. } => {
                 state.seq = last_seq;
                 state.snapshot = next;
+                let window = self.shared.handler.history_window();
+                // Checked here so the hot path without a window clones no text.
+                if window > 0 {
+                    remember(
+                        &mut state.history,
+                        window,
+                        ChatMessage::user(msg.text.clone()),
+                    );
+                    for r in &handled.replies {
+                        let reply = ChatMessage::assistant(r.text.clone());
+                        remember(&mut state.history, window, reply);
+                    }
+                }
                 Ok(TurnOutcome {
                     session: state.key.to_string(),
                     message_id: msg.message_id.clone(),

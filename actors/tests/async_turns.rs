@@ -19,6 +19,7 @@ fn msg(session: &str, text: &str, id: &str) -> Inbound {
         text: text.into(),
         message_id: id.into(),
         tags: Vec::new(),
+        stream: None,
     }
 }
 

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use kefu_actors::SessionConfig;
 use kefu_actors::agents::DeskConfig;
-use kefu_models::llm::LlmConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::builtin::SkillsConfig;
 use crate::http::HttpConfig;
+use crate::llm::LlmSection;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,11 +32,13 @@ pub struct Config {
     /// The human desk: agents, routing and SLA (`[agents]`, `[[agents.agents]]`); off when no
     /// agents are listed. See docs/agents.md.
     pub agents: DeskConfig,
-    /// Language models: `[llm.remote]` (OpenAI-compatible) and `[llm.local]` (llama.cpp).
-    pub llm: LlmConfig,
     /// The built-in skills: `[skills.kb]`, `[skills.orders]` (the order back-end, field mapping,
     /// auth), `[skills.tickets]`, each with its `hosting` table. See docs/operations.md.
     pub skills: SkillsConfig,
+    /// Language models: `[llm.remote]` (OpenAI-compatible), `[llm.local]` (llama.cpp), and how
+    /// conversations use them (`[llm.service]`, `system_prompt`, `[llm.moderation]`); see
+    /// docs/llm.md.
+    pub llm: LlmSection,
     /// Log filter in `tracing`'s env-filter syntax (`info`, `kefu=debug,warn`, ...); `RUST_LOG`
     /// wins when set.
     pub log: String,
@@ -64,8 +66,8 @@ impl Default for Config {
             sessions: SessionConfig::default(),
             http: HttpConfig::default(),
             agents: DeskConfig::default(),
-            llm: LlmConfig::default(),
             skills: SkillsConfig::default(),
+            llm: LlmSection::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
         }
@@ -160,7 +162,19 @@ impl Config {
         self.skills.validate().map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        let turn_ms = self.sessions.turn_timeout_secs * 1000.0;
+        if self.llm.has_backend() && self.llm.service.ladder_deadline_ms as f64 >= turn_ms {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: format!(
+                    "llm.service.ladder_deadline_ms ({}) must be below sessions.turn_timeout_secs ({} s): \
+                     a conversation waits on the whole ladder, and a turn over the timeout is answered 504",
+                    self.llm.service.ladder_deadline_ms, self.sessions.turn_timeout_secs
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -249,6 +263,22 @@ mod tests {
             }
             assert!(blocks > 0, "{file} has no TOML example");
         }
+    }
+
+    #[test]
+    fn the_llm_ladder_must_end_before_the_turn_timeout() {
+        let remote = "[llm.remote]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n";
+        let ok = Config::from_toml(Path::new("k.toml"), remote).unwrap();
+        assert!(ok.llm.has_backend());
+        let slow =
+            format!("{remote}[llm.service]\nladder_deadline_ms = 12000\nrung_timeout_ms = 5000\n");
+        let err = Config::from_toml(Path::new("k.toml"), &slow)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ladder_deadline_ms"), "{err}");
+        // Without a back-end the service is never built, so its timing does not matter.
+        let idle = "[llm.service]\nladder_deadline_ms = 12000\nrung_timeout_ms = 5000\n";
+        assert!(Config::from_toml(Path::new("k.toml"), idle).is_ok());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod builtin;
 pub mod config;
 pub mod flowtest;
 pub mod http;
+pub mod llm;
 pub mod reload;
 pub mod server;
 

@@ -236,6 +236,20 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
     let engine = FlowEngine::load_with(&cfg.flows, &options)
         .map_err(|e| format!("the flows in {} do not load:\n{e}", cfg.flows.display()))?;
     tracing::info!(flows = %cfg.flows.display(), summary = %engine.summary(), "Flows loaded");
+    // Loading a local model reads the whole file: off the async threads.
+    let llm = cfg.llm.backends();
+    let backends = tokio::task::spawn_blocking(move || llm.build())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("llm: {e}"))?;
+    // The flows' `generate:` steps use the service; without a back-end they use `fallback:`.
+    let engine = match cfg.llm.build_service(&backends) {
+        Some(service) => {
+            tracing::info!(?service, "Flows generate with the LLM service");
+            engine.with_llm(service)
+        }
+        None => engine,
+    };
     let skills = builtins.detach();
     let store: Arc<dyn kefu_store::Store> = sled;
     let mut shared_engine = None;
@@ -249,12 +263,6 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())?;
-    // Loading a local model reads the whole file: off the async threads.
-    let llm = cfg.llm.clone();
-    let backends = tokio::task::spawn_blocking(move || llm.build())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("llm: {e}"))?;
     if let Some(served) = backends.served() {
         tracing::info!(model = served.name(), "Serving /v1/chat/completions");
         runtime = runtime.with_llm(served);

@@ -145,19 +145,19 @@ async fn a_configured_order_backend_answers_with_mapped_fields_and_only_to_the_o
         assert!(answer.contains(part), "{part} missing from {answer}");
     }
 
-    // The same user names someone else's order, first in a sentence, then on its own: the
-    // answer is "not found", and nothing of that order shows.
-    let asked = kefu
+    // The same user names someone else's order, first in a sentence (the number fills the
+    // slot at once), then on its own after the question: the answer is "not found", and
+    // nothing of that order shows.
+    let in_sentence = kefu
         .say("zoe-2", "u-zoe", "帮我查一下订单 B11112222 到哪了")
         .await;
-    let answer = if asked.contains("订单号") && !asked.contains("B11112222 当前") {
-        kefu.say("zoe-2", "u-zoe", "B11112222").await
-    } else {
-        asked
-    };
-    assert!(answer.contains("没有查到订单"), "{answer}");
-    for leak in ["已签收", "京东物流", "JD5550001111", "u-yan"] {
-        assert!(!answer.contains(leak), "{leak} leaked: {answer}");
+    kefu.say("zoe-3", "u-zoe", "查订单").await;
+    let on_its_own = kefu.say("zoe-3", "u-zoe", "B11112222").await;
+    for answer in [in_sentence, on_its_own] {
+        assert!(answer.contains("没有查到订单"), "{answer}");
+        for leak in ["已签收", "京东物流", "JD5550001111", "u-yan"] {
+            assert!(!answer.contains(leak), "{leak} leaked: {answer}");
+        }
     }
     // The real owner does see it.
     kefu.say("yan-1", "u-yan", "查订单").await;

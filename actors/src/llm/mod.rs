@@ -21,15 +21,19 @@
 //! - Nothing reaches the user (stream or answer) before the moderator passed it; streamed text
 //!   is held back by [`kefu_models::llm::Moderator::holdback_chars`], and when a rung fails
 //!   after some text was streamed, [`StreamPiece::Retract`] tells the channel to drop it.
+//! - A flow's `generate:` step goes through [`generate_for_flow`], which maps the ladder onto
+//!   the flow (its own `fallback:` is the template rung) and gives the turn record its line.
 //! - The model rungs share one deadline (`ladder_deadline_ms`), so a hanging back-end delays
 //!   the answer by at most that, and an open breaker by nothing.
 
 mod breaker;
 mod budget;
+mod flow;
 mod service;
 
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use budget::{BudgetScope, TokenBudgets};
+pub use flow::{FlowGenerated, FlowGeneration, NOT_CONFIGURED, generate_for_flow};
 pub use service::{
     DegradeReason, GenerateError, GenerateRequest, LlmAnswer, LlmService, LlmServiceConfig,
     ModelRungs, Rung, RungSkip, StreamPiece,

@@ -52,8 +52,11 @@ impl Default for LlmServiceConfig {
         Self {
             max_concurrent: 8,
             max_queue: 64,
-            rung_timeout_ms: 15_000,
-            ladder_deadline_ms: 20_000,
+            // A conversation's turn waits on the whole ladder, and the session layer answers
+            // 504 after `turn_timeout_secs` (10 s by default): the ladder must end well before
+            // that, so a hanging model costs the user a fallback answer, not an error.
+            rung_timeout_ms: 6_000,
+            ladder_deadline_ms: 8_000,
             session_token_budget: 50_000,
             tenant_token_budget: 5_000_000,
             budget_window_secs: 3600,
@@ -62,6 +65,40 @@ impl Default for LlmServiceConfig {
             max_tokens: 512,
             min_reply_tokens: 16,
         }
+    }
+}
+
+impl LlmServiceConfig {
+    /// Checks values that parse but make no sense; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("max_concurrent", self.max_concurrent as u64),
+            ("rung_timeout_ms", self.rung_timeout_ms),
+            ("ladder_deadline_ms", self.ladder_deadline_ms),
+            ("session_token_budget", self.session_token_budget),
+            ("tenant_token_budget", self.tenant_token_budget),
+            ("budget_window_secs", self.budget_window_secs),
+            ("breaker_failures", u64::from(self.breaker_failures)),
+            ("max_tokens", u64::from(self.max_tokens)),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("service.{key} must be at least 1"));
+            }
+        }
+        if self.rung_timeout_ms > self.ladder_deadline_ms {
+            return Err(format!(
+                "service.rung_timeout_ms ({}) must not exceed service.ladder_deadline_ms ({})",
+                self.rung_timeout_ms, self.ladder_deadline_ms
+            ));
+        }
+        if self.min_reply_tokens > self.max_tokens {
+            return Err(format!(
+                "service.min_reply_tokens ({}) must not exceed service.max_tokens ({})",
+                self.min_reply_tokens, self.max_tokens
+            ));
+        }
+        Ok(())
     }
 }
 

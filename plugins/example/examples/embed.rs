@@ -90,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
             text: "downtown saturday".into(),
             message_id: "m1".into(),
             tags: Vec::new(),
+            stream: None,
         })
         .await?;
     println!("bot: {}", out.replies[0].text);

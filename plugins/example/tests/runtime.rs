@@ -99,6 +99,7 @@ fn msg(text: &str, id: &str) -> Inbound {
         text: text.into(),
         message_id: id.into(),
         tags: Vec::new(),
+        stream: None,
     }
 }
 

@@ -112,6 +112,7 @@ pub(crate) fn build_inbound(
         message_id,
         // Only the REST route accepts tags; it sets them after this shared validation.
         tags: Vec::new(),
+        stream: None,
     })
 }
 

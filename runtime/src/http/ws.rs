@@ -5,6 +5,12 @@
 //! answers every frame, in order, with `{"type":"turn", ...}` (the same fields as the REST
 //! response) or `{"type":"error","code":...,"message":...}`.
 //!
+//! While a turn's flow generates text that it says (a `generate:` step without `save:`), the
+//! moderated text streams ahead of the turn frame as `{"type":"delta","text":"..."}` frames; a
+//! `{"type":"retract"}` frame means "drop the deltas shown so far" (the model that streamed them
+//! failed; a fallback answers). The turn frame that follows always carries the whole reply, so
+//! a client may ignore deltas, and one that shows them replaces the draft with the turn frame.
+//!
 //! When the human desk is on, the server also pushes frames the user did not ask for: an agent's
 //! message `{"type":"agent_message","agent","text","seq","at_ms"}` and desk notices
 //! `{"type":"notice","text","at_ms"}` (an agent joined, the bot is back, a rating question).
@@ -35,9 +41,10 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
-use kefu_actors::api::TurnOutcome;
+use kefu_actors::api::{TurnOutcome, TurnStream};
+use kefu_actors::llm::StreamPiece;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
@@ -98,6 +105,18 @@ struct TurnFrame<'a> {
     #[serde(flatten)]
     turn: &'a TurnOutcome,
 }
+
+/// `{"type":"delta","text"}` and `{"type":"retract"}`: generated text streamed ahead of the turn.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StreamFrame<'a> {
+    Delta { text: &'a str },
+    Retract,
+}
+
+/// Stream pieces buffered between the model and the socket. Small on purpose: a client that
+/// reads slowly slows its own generation down instead of growing a buffer.
+const STREAM_BUFFER: usize = 32;
 
 /// Upgrades the connection; handshake errors are answered with our JSON error shape.
 pub(crate) async fn ws_get(
@@ -178,7 +197,15 @@ async fn session(mut socket: WebSocket, state: AppState, key: String) {
             deadline = Some(Instant::now() + limit);
         }
         let reply = match received {
-            Ok(Message::Text(text)) => turn_frame(&state, &key, text.as_str()).await,
+            Ok(Message::Text(text)) => {
+                match streamed_turn(&mut socket, &state, &key, text.as_str()).await {
+                    Ok(reply) => reply,
+                    Err(err) => {
+                        tracing::debug!(session = %key, error = %err, "WebSocket stream write failed");
+                        break None;
+                    }
+                }
+            }
             Ok(Message::Binary(_)) => ApiError::UnsupportedFrame.to_ws_frame(),
             // The codec answers pings and closes itself; after a close, the next `recv` flushes
             // the reply and returns `None`, so keep looping rather than dropping the socket.
@@ -259,11 +286,57 @@ async fn next_push(
     }
 }
 
+/// Handles one text frame: streams the turn's generated text to the socket while the turn runs,
+/// then returns the turn frame to answer with. Fails only when the socket does.
+async fn streamed_turn(
+    socket: &mut WebSocket,
+    state: &AppState,
+    key: &str,
+    frame: &str,
+) -> Result<String, axum::Error> {
+    let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
+    let answer = turn_frame(state, key, frame, TurnStream::new(tx));
+    tokio::pin!(answer);
+    let reply = loop {
+        tokio::select! {
+            // Pieces first: each one was sent before the turn could end.
+            biased;
+            piece = rx.recv() => match piece {
+                Some(piece) => send_piece(socket, &piece).await?,
+                // Every sender is gone: nothing more will stream.
+                None => break answer.await,
+            },
+            reply = &mut answer => break reply,
+        }
+    };
+    // The service awaits each send, so every piece of the turn is queued by now.
+    while let Ok(piece) = rx.try_recv() {
+        send_piece(socket, &piece).await?;
+    }
+    Ok(reply)
+}
+
+/// Sends one streamed piece as its frame.
+async fn send_piece(socket: &mut WebSocket, piece: &StreamPiece) -> Result<(), axum::Error> {
+    let frame = match piece {
+        StreamPiece::Delta(text) => StreamFrame::Delta { text },
+        StreamPiece::Retract => StreamFrame::Retract,
+    };
+    match serde_json::to_string(&frame) {
+        Ok(text) => socket.send(Message::Text(Utf8Bytes::from(text))).await,
+        Err(err) => {
+            // Unreachable for these shapes; a lost delta is repaired by the turn frame.
+            tracing::error!(error = %err, "Could not serialise a stream frame");
+            Ok(())
+        }
+    }
+}
+
 /// Handles one text frame and returns the frame to answer with.
-async fn turn_frame(state: &AppState, key: &str, frame: &str) -> String {
+async fn turn_frame(state: &AppState, key: &str, frame: &str, stream: TurnStream) -> String {
     // The HTTP panic guard does not reach into upgraded connections: without this, a panic in
     // the session layer would silently drop the socket instead of answering `internal_error`.
-    let result = AssertUnwindSafe(turn(state, key, frame))
+    let result = AssertUnwindSafe(turn(state, key, frame, stream))
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| {
@@ -285,7 +358,12 @@ async fn turn_frame(state: &AppState, key: &str, frame: &str) -> String {
     }
 }
 
-async fn turn(state: &AppState, key: &str, frame: &str) -> Result<TurnOutcome, ApiError> {
+async fn turn(
+    state: &AppState,
+    key: &str,
+    frame: &str,
+    stream: TurnStream,
+) -> Result<TurnOutcome, ApiError> {
     let body = if frame.trim_start().starts_with('{') {
         parse_json::<MessageBody>(frame.as_bytes())?
     } else {
@@ -295,7 +373,7 @@ async fn turn(state: &AppState, key: &str, frame: &str) -> Result<TurnOutcome, A
             user: None,
         }
     };
-    let inbound = build_inbound(
+    let mut inbound = build_inbound(
         key.to_owned(),
         body.user,
         channel::WS,
@@ -303,6 +381,7 @@ async fn turn(state: &AppState, key: &str, frame: &str) -> Result<TurnOutcome, A
         body.message_id,
         state.config.max_message_chars,
     )?;
+    inbound.stream = Some(stream);
     Ok(state.conversations.send(inbound).await?)
 }
 
