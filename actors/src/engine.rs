@@ -178,7 +178,7 @@ impl CompiledBot {
             .map_err(|e| EngineLoadError::Model(e.to_string()))?;
         let entities = EntityExtractor::new(&understand::entity_config(&bot))
             .map_err(|e| EngineLoadError::Model(e.to_string()))?;
-        let intent_candidates = intent_candidates(&bot);
+        let intent_candidates = crate::llm::intent_candidates(&bot);
         Ok(Self {
             bot,
             intent_candidates,
@@ -299,43 +299,6 @@ impl CompiledBot {
         };
         (state, report)
     }
-}
-
-/// The intents of `bot` an LLM may choose, each with what it means: its description, else a few
-/// examples in the bot's default language.
-fn intent_candidates(bot: &Bot) -> Vec<IntentCandidate> {
-    let lang = bot.settings().default_language;
-    bot.intents()
-        .filter(|(name, _)| *name != kefu_flows::OOS_INTENT)
-        .map(|(name, def)| {
-            let meaning = match def.description.as_deref().map(str::trim) {
-                Some(d) if !d.is_empty() => d.to_owned(),
-                _ => {
-                    let mut examples: Vec<&str> = def
-                        .examples
-                        .get(lang)
-                        .iter()
-                        .take(3)
-                        .map(String::as_str)
-                        .collect();
-                    if examples.is_empty() {
-                        examples = def
-                            .examples
-                            .get(Lang::En)
-                            .iter()
-                            .take(3)
-                            .map(String::as_str)
-                            .collect();
-                    }
-                    format!("e.g. {}", examples.join(" / "))
-                }
-            };
-            IntentCandidate {
-                name: name.to_owned(),
-                meaning,
-            }
-        })
-        .collect()
 }
 
 /// Most skill calls and generations one turn may make, whatever the flow does (a loop of
@@ -684,29 +647,17 @@ impl FlowEngine {
         let Some(llm) = &self.llm else {
             return FlowGenerated::not_configured();
         };
-        let started = Instant::now();
-        let generated = generate_for_flow(
-            llm,
-            FlowGeneration {
-                tenant: meta.tenant,
-                session: meta.session,
-                prompt,
-                context,
-                said,
-                user: text,
-                history: meta.history,
-                stream: meta.stream,
-            },
-        )
-        .await;
-        tracing::info!(
-            session = %meta.session,
-            rung = %generated.record,
+        let step = FlowGeneration {
+            tenant: meta.tenant,
+            session: meta.session,
+            prompt,
+            context,
             said,
-            ms = started.elapsed().as_millis() as u64,
-            "Flow generation answered"
-        );
-        generated
+            user: text,
+            history: meta.history,
+            stream: meta.stream,
+        };
+        generate_for_flow(llm, step).await
     }
 
     /// Calls one skill for the flow, with the caller's identity from the session (never from

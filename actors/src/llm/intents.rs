@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use kefu_flows::Bot;
 use kefu_models::llm::{Passage, PromptParts};
 
 use super::{GenerateRequest, LlmService, Rung};
@@ -64,6 +65,43 @@ pub struct IntentChoice {
     /// E.g. `returns (remote)`, `none (remote)`, `invalid answer (remote)`, `timeout`,
     /// `no model answer: human (remote: circuit_open; ...)`.
     pub record: String,
+}
+
+/// The intents of `bot` an LLM may choose, each with what it means: its description, else a few
+/// examples in the bot's default language.
+pub fn intent_candidates(bot: &Bot) -> Vec<IntentCandidate> {
+    let lang = bot.settings().default_language;
+    bot.intents()
+        .filter(|(name, _)| *name != kefu_flows::OOS_INTENT)
+        .map(|(name, def)| {
+            let meaning = match def.description.as_deref().map(str::trim) {
+                Some(d) if !d.is_empty() => d.to_owned(),
+                _ => {
+                    let mut examples: Vec<&str> = def
+                        .examples
+                        .get(lang)
+                        .iter()
+                        .take(3)
+                        .map(String::as_str)
+                        .collect();
+                    if examples.is_empty() {
+                        examples = def
+                            .examples
+                            .get(kefu_flows::Lang::En)
+                            .iter()
+                            .take(3)
+                            .map(String::as_str)
+                            .collect();
+                    }
+                    format!("e.g. {}", examples.join(" / "))
+                }
+            };
+            IntentCandidate {
+                name: name.to_owned(),
+                meaning,
+            }
+        })
+        .collect()
 }
 
 /// Asks `service` to choose; see the module invariants.

@@ -39,6 +39,7 @@ pub use budget::{BudgetScope, TokenBudgets};
 pub use flow::{FlowGenerated, FlowGeneration, NOT_CONFIGURED, generate_for_flow};
 pub use intents::{
     INTENT_CHOICE_TIMEOUT, IntentCandidate, IntentChoice, IntentQuestion, choose_intent,
+    intent_candidates,
 };
 pub use service::{
     DegradeReason, GenerateError, GenerateRequest, LlmAnswer, LlmService, LlmServiceConfig,
