@@ -38,7 +38,10 @@ use serde::{Deserialize, Serialize};
 use crate::agents::{Handoff, HandoffSink};
 use crate::api::{NluView, Reply, TurnStream};
 use crate::handler::{DEFAULT_TENANT, HandledTurn, HandlerError, TurnContext, TurnHandler};
-use crate::llm::{FlowGenerated, FlowGeneration, LlmService, generate_for_flow};
+use crate::llm::{
+    FlowGenerated, FlowGeneration, IntentCandidate, IntentQuestion, LlmService, choose_intent,
+    generate_for_flow,
+};
 use crate::skills::SkillHost;
 use crate::understand::{self, Understood};
 
@@ -133,6 +136,9 @@ pub struct TurnReport {
     /// the ones above did not (`remote`, `local (remote: circuit_open)`), or
     /// `fallback (...)` when the flow's `fallback:` text was used.
     pub generations: Vec<String>,
+    /// When the classifier was unsure and the LLM was asked to choose the intent: what it
+    /// chose and through which rung, e.g. `returns (remote)`, `none (remote)`, `timeout`.
+    pub intent_choice: Option<String>,
     /// The bot version that ran the turn.
     pub bot_version: String,
 }
@@ -144,6 +150,9 @@ pub struct CompiledBot {
     nlu: Nlu,
     entities: EntityExtractor,
     emotion: EmotionModel,
+    /// The intents an LLM may choose among when the classifier is unsure (all but `oos`),
+    /// built once here rather than per turn.
+    intent_candidates: Vec<IntentCandidate>,
     /// How long training took, in milliseconds.
     pub train_ms: f64,
     /// Training examples used.
@@ -169,8 +178,10 @@ impl CompiledBot {
             .map_err(|e| EngineLoadError::Model(e.to_string()))?;
         let entities = EntityExtractor::new(&understand::entity_config(&bot))
             .map_err(|e| EngineLoadError::Model(e.to_string()))?;
+        let intent_candidates = crate::llm::intent_candidates(&bot);
         Ok(Self {
             bot,
+            intent_candidates,
             nlu: Nlu::new(classifier, synonyms, IntentRules::default()),
             entities,
             emotion: EmotionModel::default(),
@@ -283,6 +294,7 @@ impl CompiledBot {
             )),
             calls,
             generations,
+            intent_choice: None,
             bot_version: self.bot.version().to_owned(),
         };
         (state, report)
@@ -368,6 +380,8 @@ pub struct FlowEngine {
     desk: OnceLock<Arc<dyn HandoffSink>>,
     /// The LLM service for `generate:` steps; `None` makes every one take its `fallback:`.
     llm: Option<LlmService>,
+    /// Whether the LLM may choose the intent when the classifier is unsure (with a service).
+    llm_intents: bool,
 }
 
 impl FlowEngine {
@@ -402,6 +416,7 @@ impl FlowEngine {
             skills: Arc::new(SkillHost::new()),
             desk: OnceLock::new(),
             llm: None,
+            llm_intents: true,
         }
     }
 
@@ -419,6 +434,13 @@ impl FlowEngine {
     /// The same engine generating the flows' `generate:` texts with `llm` (see the module docs).
     pub fn with_llm(mut self, llm: LlmService) -> Self {
         self.llm = Some(llm);
+        self
+    }
+
+    /// The same engine letting the LLM (when attached) choose the intent of messages the
+    /// classifier is unsure about between flows (`true` by default), or not.
+    pub fn with_llm_intents(mut self, on: bool) -> Self {
+        self.llm_intents = on;
         self
     }
 
@@ -513,7 +535,8 @@ impl FlowEngine {
     ) -> TurnReport {
         let bot = self.bot_for(state);
         let session_lang = state.lang.as_deref().and_then(Lang::from_code);
-        let u = bot.understand(text, session_lang);
+        let mut u = bot.understand(text, session_lang);
+        let intent_choice = self.ask_intent(&bot, state, &mut u, text, meta).await;
         state.emotion.push(&u.emotion);
         let input = bot.input(&u, &state.emotion, meta);
         let mut step = kefu_flows::step(&bot.bot, &state.dialog, &input);
@@ -558,13 +581,56 @@ impl FlowEngine {
             step = kefu_flows::resume(&bot.bot, &step.state, &input, failed);
         }
         effects.append(&mut step.effects);
-        let (next, report) = bot.report(step.state, effects, &u, calls, generations);
+        let (next, mut report) = bot.report(step.state, effects, &u, calls, generations);
+        report.intent_choice = intent_choice;
         state.dialog = next;
         state.bot_version = state.is_mid_flow().then(|| report.bot_version.clone());
         if let Some(nlu) = &report.handled.nlu {
             state.lang = Some(nlu.lang.clone());
         }
         report
+    }
+
+    /// Between flows, when the classifier's confidence is below the bot's `intent_threshold`,
+    /// asks the LLM (if attached and allowed) to choose among the bot's intents; a valid choice
+    /// replaces the classifier's, at exactly the threshold (enough to start a flow, never
+    /// enough to digress). Returns the record of the choice when one was asked.
+    async fn ask_intent(
+        &self,
+        bot: &CompiledBot,
+        state: &EngineState,
+        u: &mut Understood,
+        text: &str,
+        meta: &TurnMeta<'_>,
+    ) -> Option<String> {
+        let llm = self.llm.as_ref().filter(|_| self.llm_intents)?;
+        let threshold = bot.bot.settings().intent_threshold;
+        // Mid-flow, a message is mostly a slot value: asking would cost a model call per answer.
+        if state.is_mid_flow() || u.confidence >= threshold || bot.intent_candidates.is_empty() {
+            return None;
+        }
+        let choice = choose_intent(
+            llm,
+            IntentQuestion {
+                tenant: meta.tenant,
+                session: meta.session,
+                user: text,
+                candidates: &bot.intent_candidates,
+            },
+        )
+        .await;
+        tracing::info!(
+            session = %meta.session,
+            classifier = ?u.intent,
+            confidence = u.confidence,
+            choice = %choice.record,
+            "LLM intent choice"
+        );
+        if let Some(name) = choice.intent {
+            u.intent = Some(name);
+            u.confidence = threshold;
+        }
+        Some(choice.record)
     }
 
     /// Runs one `generate:` step on the LLM service (or answers "use your fallback" without
@@ -581,29 +647,17 @@ impl FlowEngine {
         let Some(llm) = &self.llm else {
             return FlowGenerated::not_configured();
         };
-        let started = Instant::now();
-        let generated = generate_for_flow(
-            llm,
-            FlowGeneration {
-                tenant: meta.tenant,
-                session: meta.session,
-                prompt,
-                context,
-                said,
-                user: text,
-                history: meta.history,
-                stream: meta.stream,
-            },
-        )
-        .await;
-        tracing::info!(
-            session = %meta.session,
-            rung = %generated.record,
+        let step = FlowGeneration {
+            tenant: meta.tenant,
+            session: meta.session,
+            prompt,
+            context,
             said,
-            ms = started.elapsed().as_millis() as u64,
-            "Flow generation answered"
-        );
-        generated
+            user: text,
+            history: meta.history,
+            stream: meta.stream,
+        };
+        generate_for_flow(llm, step).await
     }
 
     /// Calls one skill for the flow, with the caller's identity from the session (never from

@@ -38,7 +38,18 @@ intents:
       en: [I want to complain, I have a complaint, file a complaint,
            I want to make a complaint about the courier, complaint about my order,
            I need to lodge a complaint, this deserves a complaint]
+  greet:
+    examples:
+      en: [hi, hello, hey there, good morning, hello anyone there, hi there]
+  oos:
+    examples:
+      en: [what is the weather, tell me a joke, who won the game, what time is it,
+           sing me a song, how old are you, what is the capital of France]
 flows:
+  greeting:
+    trigger: {intent: greet}
+    steps:
+      - say: Hi! How can I help?
   returns:
     trigger: {intent: returns}
     steps:
@@ -70,6 +81,30 @@ enum Script {
     Answer(&'static str),
     /// Fails as a server error would.
     Fail,
+    /// Answers intent choices with `choice`, everything else with `text`.
+    Intent {
+        choice: &'static str,
+        text: &'static str,
+    },
+    /// Never answers.
+    Hang,
+}
+
+/// A stream of `text` in 3-character deltas, then `Done`.
+fn answer_stream(text: &str) -> TokenStream {
+    let chars: Vec<char> = text.chars().collect();
+    let mut events: Vec<Result<StreamEvent, LlmError>> = chars
+        .chunks(3)
+        .map(|c| Ok(StreamEvent::Delta(c.iter().collect())))
+        .collect();
+    events.push(Ok(StreamEvent::Done {
+        finish_reason: FinishReason::Stop,
+        usage: Usage {
+            prompt_tokens: 20,
+            completion_tokens: 5,
+        },
+    }));
+    Box::pin(futures::stream::iter(events))
 }
 
 /// A back-end that follows its script and records every request.
@@ -100,37 +135,37 @@ impl LlmBackend for Scripted {
         collect_stream(stream, "scripted", "scripted").await
     }
     async fn stream(&self, req: LlmRequest) -> Result<TokenStream, LlmError> {
+        let asks_intent = req
+            .messages
+            .first()
+            .is_some_and(|m| m.content.contains("Choose the intent"));
         self.seen.lock().push(req);
         match self.script {
+            Script::Intent { choice, text } => {
+                Ok(answer_stream(if asks_intent { choice } else { text }))
+            }
+            Script::Hang => Ok(Box::pin(futures::stream::pending())),
             Script::Fail => Err(LlmError::Unavailable {
                 backend: "scripted".into(),
                 detail: "scripted failure".into(),
             }),
-            Script::Answer(text) => {
-                let chars: Vec<char> = text.chars().collect();
-                let mut events: Vec<Result<StreamEvent, LlmError>> = chars
-                    .chunks(3)
-                    .map(|c| Ok(StreamEvent::Delta(c.iter().collect())))
-                    .collect();
-                events.push(Ok(StreamEvent::Done {
-                    finish_reason: FinishReason::Stop,
-                    usage: Usage {
-                        prompt_tokens: 20,
-                        completion_tokens: 5,
-                    },
-                }));
-                Ok(Box::pin(futures::stream::iter(events)))
-            }
+            Script::Answer(text) => Ok(answer_stream(text)),
         }
     }
 }
 
 fn service(backend: Arc<Scripted>) -> LlmService {
-    let config = LlmServiceConfig {
-        rung_timeout_ms: 1000,
-        ladder_deadline_ms: 2000,
-        ..LlmServiceConfig::default()
-    };
+    service_with(
+        backend,
+        LlmServiceConfig {
+            rung_timeout_ms: 1000,
+            ladder_deadline_ms: 2000,
+            ..LlmServiceConfig::default()
+        },
+    )
+}
+
+fn service_with(backend: Arc<Scripted>, config: LlmServiceConfig) -> LlmService {
     LlmService::new(
         config,
         ModelRungs {
@@ -173,6 +208,7 @@ async fn without_a_service_the_flow_fallback_answers_as_before() {
             "Sorry, I can't answer that right now."
         ]
     );
+    assert_eq!(report.intent_choice, None);
     assert_eq!(
         report.generations,
         vec![kefu_actors::llm::NOT_CONFIGURED.to_owned()]
@@ -357,4 +393,100 @@ async fn the_session_streams_said_text_and_gives_the_model_recent_history() {
         .collect();
     assert!(third.contains(&"what is your return policy"), "{third:?}");
     assert!(third.contains(&"I want to complain"), "{third:?}");
+}
+
+/// A message the classifier is unsure about (confidence about 0.3, below the 0.5 threshold).
+const UNCLEAR: &str = "my parcel thing went back";
+
+#[tokio::test]
+async fn an_unsure_classifier_lets_the_model_choose_the_intent() {
+    let backend = Scripted::new(Script::Intent {
+        choice: " `returns`.",
+        text: "Within 7 days of delivery.",
+    });
+    let engine = engine().with_llm(service(backend.clone()));
+    let mut state = EngineState::default();
+    let report = turn(&engine, &mut state, UNCLEAR).await;
+    assert_eq!(report.intent_choice.as_deref(), Some("returns (remote)"));
+    assert_eq!(
+        replies(&report),
+        vec!["Let me check that for you.", "Within 7 days of delivery."]
+    );
+    let nlu = report.handled.nlu.expect("nlu");
+    assert_eq!(nlu.intent.as_deref(), Some("returns"));
+    // The model saw every intent (with examples, as they have no description) and the text.
+    let wire: String = backend.seen.lock()[0]
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        wire.contains("returns: e.g. what is your return policy"),
+        "{wire}"
+    );
+    assert!(wire.contains("complain: e.g. I want to complain"), "{wire}");
+    assert!(wire.contains(UNCLEAR), "{wire}");
+
+    // A confident message is not asked about.
+    let mut other = EngineState::default();
+    let report = turn(&engine, &mut other, "I want to complain").await;
+    assert_eq!(report.intent_choice, None);
+}
+
+#[tokio::test]
+async fn an_invalid_or_none_choice_changes_nothing() {
+    for (choice, record) in [
+        ("returns, I think", "invalid answer (remote)"),
+        ("refunds", "invalid answer (remote)"),
+        ("none", "none (remote)"),
+    ] {
+        let backend = Scripted::new(Script::Intent {
+            choice,
+            text: "unused",
+        });
+        let engine = engine().with_llm(service(backend));
+        let mut state = EngineState::default();
+        let report = turn(&engine, &mut state, UNCLEAR).await;
+        assert_eq!(report.intent_choice.as_deref(), Some(record), "{choice}");
+        assert!(report.generations.is_empty(), "no flow ran for {choice}");
+        assert_ne!(
+            report.handled.nlu.and_then(|n| n.intent).as_deref(),
+            Some("returns")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_choice_can_be_turned_off_and_is_time_boxed() {
+    let backend = Scripted::new(Script::Intent {
+        choice: "returns",
+        text: "x",
+    });
+    let off = engine()
+        .with_llm(service(backend.clone()))
+        .with_llm_intents(false);
+    let mut state = EngineState::default();
+    let report = turn(&off, &mut state, UNCLEAR).await;
+    assert_eq!(report.intent_choice, None);
+    assert!(backend.seen.lock().is_empty());
+
+    // A model that never answers, under a service that would wait 10 s: 1.5 s at most.
+    let slow = service_with(
+        Scripted::new(Script::Hang),
+        LlmServiceConfig {
+            rung_timeout_ms: 10_000,
+            ladder_deadline_ms: 10_000,
+            ..LlmServiceConfig::default()
+        },
+    );
+    let slow_engine = engine().with_llm(slow);
+    let started = std::time::Instant::now();
+    let report = turn(&slow_engine, &mut EngineState::default(), UNCLEAR).await;
+    let took = started.elapsed();
+    assert_eq!(report.intent_choice.as_deref(), Some("timeout"));
+    assert!(
+        took >= kefu_actors::llm::INTENT_CHOICE_TIMEOUT && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 }

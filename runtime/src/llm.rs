@@ -40,6 +40,9 @@ pub struct LlmSection {
     pub context_tokens: usize,
     /// Output moderation: blocklist, planted secrets, leak window (`[llm.moderation]`).
     pub moderation: ModeratorConfig,
+    /// Whether the model may choose the intent of a message the classifier is unsure about
+    /// (between flows, below the bot's `intent_threshold`; at most 1.5 s per message).
+    pub choose_intents: bool,
 }
 
 impl Default for LlmSection {
@@ -51,6 +54,7 @@ impl Default for LlmSection {
             system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
             context_tokens: DEFAULT_CONTEXT_TOKENS,
             moderation: ModeratorConfig::default(),
+            choose_intents: true,
         }
     }
 }

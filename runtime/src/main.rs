@@ -246,7 +246,9 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
     let engine = match cfg.llm.build_service(&backends) {
         Some(service) => {
             tracing::info!(?service, "Flows generate with the LLM service");
-            engine.with_llm(service)
+            engine
+                .with_llm(service)
+                .with_llm_intents(cfg.llm.choose_intents)
         }
         None => engine,
     };

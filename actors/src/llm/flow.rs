@@ -94,13 +94,22 @@ pub async fn generate_for_flow(service: &LlmService, step: FlowGeneration<'_>) -
             .filter(|_| step.said)
             .map(|s| s.sender().clone()),
     };
-    match service.generate(request).await {
+    let started = std::time::Instant::now();
+    let generated = match service.generate(request).await {
         Ok(answer) => from_answer(&answer),
         Err(GenerateError::Cancelled { .. }) => FlowGenerated {
             result: Err("the generation was superseded".to_owned()),
             record: "cancelled".to_owned(),
         },
-    }
+    };
+    tracing::info!(
+        session = %step.session,
+        rung = %generated.record,
+        said = step.said,
+        ms = started.elapsed().as_millis() as u64,
+        "Flow generation answered"
+    );
+    generated
 }
 
 /// Maps the ladder's answer onto the flow: model and knowledge-base answers are the generated

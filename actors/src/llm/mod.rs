@@ -23,17 +23,24 @@
 //!   after some text was streamed, [`StreamPiece::Retract`] tells the channel to drop it.
 //! - A flow's `generate:` step goes through [`generate_for_flow`], which maps the ladder onto
 //!   the flow (its own `fallback:` is the template rung) and gives the turn record its line.
+//! - When the classifier is unsure between flows, [`choose_intent`] may ask the model to pick
+//!   one of the bot's intents (strictly validated, time-boxed).
 //! - The model rungs share one deadline (`ladder_deadline_ms`), so a hanging back-end delays
 //!   the answer by at most that, and an open breaker by nothing.
 
 mod breaker;
 mod budget;
 mod flow;
+mod intents;
 mod service;
 
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use budget::{BudgetScope, TokenBudgets};
 pub use flow::{FlowGenerated, FlowGeneration, NOT_CONFIGURED, generate_for_flow};
+pub use intents::{
+    INTENT_CHOICE_TIMEOUT, IntentCandidate, IntentChoice, IntentQuestion, choose_intent,
+    intent_candidates,
+};
 pub use service::{
     DegradeReason, GenerateError, GenerateRequest, LlmAnswer, LlmService, LlmServiceConfig,
     ModelRungs, Rung, RungSkip, StreamPiece,
