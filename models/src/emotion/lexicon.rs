@@ -66,6 +66,8 @@ pub const TERMS: &[(&str, EmotionLabel, f32)] = &[
     ("没人管", Anger, 0.9),
     // Exasperated rhetorical questions: no emotion word, but the customer is past patience.
     ("管不管", Anger, 0.9),
+    ("慢死了", Anger, 1.0),
+    ("太慢", Anger, 0.6),
     ("有没有人管", Anger, 1.0),
     ("还要等多久", Anger, 0.8),
     ("要等到什么时候", Anger, 0.8),
@@ -188,6 +190,7 @@ pub const TERMS: &[(&str, EmotionLabel, f32)] = &[
     ("frustrated", Anger, 0.9),
     ("frustrating", Anger, 0.9),
     ("what the hell", Anger, 1.1),
+    ("too slow", Anger, 0.6),
     ("how many times", Anger, 0.8),
     ("is anyone there", Anger, 0.6),
     ("does anyone care", Anger, 0.9),

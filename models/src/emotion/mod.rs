@@ -314,6 +314,7 @@ mod tests {
             "这是什么态度？",
             "说了多少遍了，还要等多久",
             "what the hell, does anyone care?!",
+            "快递慢死了",
         ] {
             let e = score(text);
             assert_eq!(e.label, EmotionLabel::Anger, "{text}: {e:?}");

@@ -184,8 +184,21 @@ fn debug_line(report: &TurnReport, state: &EngineState) -> String {
         format!("{{{}}}", parts.join(", "))
     };
     let stack: Vec<&str> = state.dialog.stack.iter().map(|f| f.flow.as_str()).collect();
+    // How each `generate:` step was answered (model rung or the flow's fallback, and why), and
+    // an intent the model chose for a low-confidence message.
+    let llm = report
+        .generations
+        .iter()
+        .map(|g| format!(" generate=\"{g}\""))
+        .chain(
+            report
+                .intent_choice
+                .iter()
+                .map(|c| format!(" intent_choice=\"{c}\"")),
+        )
+        .collect::<String>();
     format!(
-        "  [intent={intent} confidence={confidence:.2} lang={lang} emotion={} flow={}{} slots={slots}{} bot={}]",
+        "  [intent={intent} confidence={confidence:.2} lang={lang} emotion={} flow={}{} slots={slots}{}{llm} bot={}]",
         report.emotion.as_deref().unwrap_or("n/a"),
         report.handled.active_flow.as_deref().unwrap_or("-"),
         if stack.is_empty() {
