@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kefu_actors::skills::{SkillConfig, SkillHost};
+use kefu_actors::skills::{Isolation, SkillConfig, SkillHost};
 use kefu_skill_orders::demo::{DEMO_FIXTURE, DemoOrders};
 use kefu_skill_orders::{OrdersConfig, OrdersSkill};
 use kefu_tickets::{TicketStore, TicketsSkill};
@@ -121,7 +121,7 @@ pub async fn builtin_skills(
             // Above the plugin's default floor: a wrong answer costs more than "I don't know"
             // (a 0.4 hit matched "电池能用多久" to delivery times on one shared word).
             Arc::new(kefu_kb::KbSkill::new(kb).with_threshold(KB_CONFIDENCE_FLOOR)),
-            hosting(Duration::from_secs(1)),
+            hosting(Duration::from_secs(1), Isolation::Inline),
         )?;
     }
     let mut demo_orders = None;
@@ -155,10 +155,18 @@ pub async fn builtin_skills(
     };
     if let Some(cfg) = orders {
         let skill = OrdersSkill::new(cfg).map_err(|e| BuiltinError::Orders(e.to_string()))?;
-        host.register(Arc::new(skill), hosting(Duration::from_secs(3)))?;
+        // Async HTTP only: called on the session's task, without the pool's two actor hops.
+        host.register(
+            Arc::new(skill),
+            hosting(Duration::from_secs(3), Isolation::Inline),
+        )?;
     }
     for skill in TicketsSkill::all(tickets) {
-        host.register(Arc::new(skill), hosting(Duration::from_secs(2)))?;
+        // Ticket writes run sled transactions, which may block on its locks: keep the pool.
+        host.register(
+            Arc::new(skill),
+            hosting(Duration::from_secs(2), Isolation::Pool),
+        )?;
     }
     Ok(Builtins {
         host,
@@ -168,10 +176,12 @@ pub async fn builtin_skills(
     })
 }
 
-/// Hosting of a built-in skill: a small pool, the given timeout, the default breaker.
-fn hosting(timeout: Duration) -> SkillConfig {
+/// Hosting of a built-in skill: a small pool (or as many concurrent inline calls), the given
+/// timeout, the default breaker. Inline only for skills that never block their thread.
+fn hosting(timeout: Duration, isolation: Isolation) -> SkillConfig {
     SkillConfig {
         timeout,
+        isolation,
         ..SkillConfig::default()
     }
 }

@@ -56,7 +56,8 @@ const MAX_POOL: usize = 1024;
 /// How one skill is hosted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkillConfig {
-    /// Workers in the skill's pool: how many calls may run at once (1..=1024).
+    /// Workers in the skill's pool, or slots of an inline skill: how many calls may run at once
+    /// (1..=1024).
     pub pool: usize,
     /// How long a call may take, waiting for a worker included.
     pub timeout: Duration,
