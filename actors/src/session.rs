@@ -70,6 +70,8 @@ pub struct SessionState<S> {
     /// Head sequence number of the session's log.
     seq: u64,
     snapshot: Snapshot<S>,
+    /// Length of the snapshot as last stored: the buffer size for encoding the next one.
+    snapshot_len: usize,
     entry: Arc<EntryShared>,
     /// The latest user and bot messages, oldest first, at most the handler's history window.
     history: Vec<ChatMessage>,
@@ -123,6 +125,7 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                     v: SNAPSHOT_VERSION,
                     ..Snapshot::default()
                 },
+                snapshot_len: 0,
                 entry: args.entry,
                 history: Vec::new(),
             },
@@ -132,6 +135,7 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                     warn!(session = %args.key, seq = loaded.seq, snapshot_seq = loaded.snapshot_seq,
                         "Session snapshot is older than its log");
                 }
+                let snapshot_len = loaded.snapshot.as_ref().map_or(0, Vec::len);
                 let snapshot = match loaded.snapshot {
                     Some(bytes) => serde_json::from_slice::<Snapshot<H::State>>(&bytes)?,
                     None => Snapshot {
@@ -145,6 +149,7 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                     user: loaded.user,
                     seq: loaded.seq,
                     snapshot,
+                    snapshot_len,
                     entry: args.entry,
                     history,
                 }
@@ -270,36 +275,48 @@ impl<H: TurnHandler> SessionActor<H> {
         dialog: H::State,
     ) -> Result<TurnOutcome, SendError> {
         let at_ms = now_ms();
-        let mut events = Vec::with_capacity(1 + handled.replies.len());
-        events.push(SessionEvent::user(msg, at_ms).encode());
-        for r in &handled.replies {
-            events.push(
-                SessionEvent::Bot {
-                    message_id: msg.message_id.clone(),
-                    text: r.text.clone(),
-                    at_ms,
-                }
-                .encode(),
-            );
-        }
         let next = Snapshot {
             v: SNAPSHOT_VERSION,
             dialog,
             parked: false,
             turns: state.snapshot.turns + 1,
         };
-        let snapshot = serde_json::to_vec(&next).map_err(|e| {
-            warn!(session = %state.key, error = %e, "Session state does not serialise");
-            SendError::Storage
-        })?;
-        let req = AppendRequest {
-            expected_seq: state.seq,
-            idempotency_key: Some(msg.message_id.clone()),
-            user: state.user.clone(),
-            events,
-            snapshot: Some(snapshot),
+        let user = state.user.clone();
+        let key = Arc::clone(&state.key);
+        let size_hint = state.snapshot_len;
+        let snapshot_len = std::sync::atomic::AtomicUsize::new(size_hint);
+        // Encodes the turn's records for a given head. Called once per turn; again only after a
+        // sequence conflict, so the payloads are never copied just in case of a retry.
+        let build = |expected_seq: u64| -> Result<AppendRequest, SendError> {
+            // Sized from the previous snapshot, so serialising rarely reallocates (and copies).
+            let mut snapshot = Vec::with_capacity(size_hint.max(256) + 64);
+            serde_json::to_writer(&mut snapshot, &next).map_err(|e| {
+                warn!(session = %key, error = %e, "Session state does not serialise");
+                SendError::Storage
+            })?;
+            snapshot_len.store(snapshot.len(), Ordering::Relaxed);
+            let mut events = Vec::with_capacity(1 + handled.replies.len());
+            events.push(SessionEvent::user(msg, at_ms).encode());
+            for r in &handled.replies {
+                events.push(
+                    SessionEvent::Bot {
+                        message_id: msg.message_id.clone(),
+                        text: r.text.clone(),
+                        at_ms,
+                    }
+                    .encode(),
+                );
+            }
+            Ok(AppendRequest {
+                expected_seq,
+                idempotency_key: Some(msg.message_id.clone()),
+                user: user.clone(),
+                events,
+                snapshot: Some(snapshot),
+            })
         };
-        match self.append(state, req).await? {
+        let appended = self.append(state, build).await?;
+        match appended {
             AppendOutcome::Appended { last_seq, .. } => {
                 state.seq = last_seq;
                 state.snapshot = next;
@@ -316,6 +333,7 @@ impl<H: TurnHandler> SessionActor<H> {
                         remember(&mut state.history, window, reply);
                     }
                 }
+                state.snapshot_len = snapshot_len.load(Ordering::Relaxed);
                 Ok(TurnOutcome {
                     session: state.key.to_string(),
                     message_id: msg.message_id.clone(),
@@ -341,18 +359,22 @@ impl<H: TurnHandler> SessionActor<H> {
         }
     }
 
-    /// Appends, and on a sequence conflict reloads the head once: our in-memory head can only be
-    /// behind if an earlier append became durable after reporting an error.
+    /// Appends the request `build` makes for the in-memory head, and on a sequence conflict
+    /// reloads the head once and appends again: our in-memory head can only be behind if an
+    /// earlier append became durable after reporting an error.
     async fn append(
         &self,
         state: &mut SessionState<H::State>,
-        mut req: AppendRequest,
+        build: impl Fn(u64) -> Result<AppendRequest, SendError>,
     ) -> Result<AppendOutcome, SendError> {
         let store = &self.shared.store;
-        let first = store.append(&state.key, req.clone()).await.map_err(|e| {
-            warn!(session = %state.key, error = %e, "Append failed");
-            SendError::Storage
-        })?;
+        let first = store
+            .append(&state.key, build(state.seq)?)
+            .await
+            .map_err(|e| {
+                warn!(session = %state.key, error = %e, "Append failed");
+                SendError::Storage
+            })?;
         let AppendOutcome::Conflict { .. } = first else {
             return Ok(first);
         };
@@ -362,12 +384,12 @@ impl<H: TurnHandler> SessionActor<H> {
             .map_err(|_| SendError::Storage)?
             .ok_or(SendError::Storage)?;
         if let Some(bytes) = loaded.snapshot {
+            state.snapshot_len = bytes.len();
             state.snapshot = serde_json::from_slice(&bytes).map_err(|_| SendError::Storage)?;
         }
         state.seq = loaded.seq;
-        req.expected_seq = loaded.seq;
         store
-            .append(&state.key, req)
+            .append(&state.key, build(loaded.seq)?)
             .await
             .map_err(|_| SendError::Storage)
     }
@@ -467,7 +489,14 @@ impl<H: TurnHandler> SessionActor<H> {
             events,
             snapshot,
         };
-        let outcome = match self.append(state, req).await {
+        // A failed turn is rare: cloning its small request for a possible retry is fine.
+        let build = |expected_seq| {
+            Ok(AppendRequest {
+                expected_seq,
+                ..req.clone()
+            })
+        };
+        let outcome = match self.append(state, build).await {
             Ok(AppendOutcome::Appended { last_seq, .. }) => Ok(TurnOutcome {
                 session: state.key.to_string(),
                 message_id: msg.message_id.clone(),

@@ -183,6 +183,7 @@ async fn the_circuit_opens_after_repeated_failures_and_closes_when_the_skill_rec
                 window: Duration::from_secs(10),
                 cool_down: Duration::from_millis(300),
             },
+            ..SkillConfig::default()
         },
     );
     let failing = || req().with_arg("fail", true);

@@ -18,9 +18,16 @@
 //! Pools start lazily on a skill's first call, or all at once with [`SkillHost::start`] (the
 //! runtime does that at boot, so a pool that cannot start fails the boot, not a conversation).
 //!
+//! A skill that never blocks its thread may be hosted [`Isolation::Inline`]: called on the
+//! caller's task instead of a pool worker, without the two actor hops, with the same timeout,
+//! breaker, panic isolation, concurrency bound and metrics (the `inline` module says how).
+//! The pool ([`Isolation::Pool`]) stays the default, since only it can rescue a skill that
+//! blocks.
+//!
 //! The SDK's types are re-exported here, so embedders need only this crate.
 
 pub mod breaker;
+mod inline;
 mod metrics;
 mod pool;
 
@@ -39,6 +46,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use breaker::Breaker;
+use inline::Inline;
 use metrics::Metrics;
 use pool::Pool;
 
@@ -48,12 +56,16 @@ const MAX_POOL: usize = 1024;
 /// How one skill is hosted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkillConfig {
-    /// Workers in the skill's pool: how many calls may run at once (1..=1024).
+    /// Workers in the skill's pool, or slots of an inline skill: how many calls may run at once
+    /// (1..=1024).
     pub pool: usize,
     /// How long a call may take, waiting for a worker included.
     pub timeout: Duration,
     /// When the circuit opens and for how long.
     pub breaker: BreakerConfig,
+    /// Where calls run: a worker of the skill's own actor pool (the default) or the caller's
+    /// task. Either way at most `pool` calls run at once.
+    pub isolation: Isolation,
 }
 
 impl Default for SkillConfig {
@@ -62,8 +74,24 @@ impl Default for SkillConfig {
             pool: 4,
             timeout: Duration::from_secs(2),
             breaker: BreakerConfig::default(),
+            isolation: Isolation::default(),
         }
     }
+}
+
+/// Where a skill's calls run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// On a worker of the skill's own pool of supervised actors: a skill that blocks its
+    /// thread past the deadline has its worker killed and replaced, and a panicking worker is
+    /// replaced. Costs two actor hops (context switches) per call.
+    #[default]
+    Pool,
+    /// On the caller's task: no hop. The timeout (the call's future is dropped at the
+    /// deadline), breaker, panic catching (`catch_unwind`), concurrency bound and metrics are
+    /// the same, but a skill that blocks its thread blocks the caller's thread with it: only
+    /// for skills that never block (async I/O, quick in-memory work).
+    Inline,
 }
 
 impl SkillConfig {
@@ -123,6 +151,8 @@ struct Hosted {
     breaker: Breaker,
     metrics: Arc<Metrics>,
     pool: OnceCell<Pool>,
+    /// The fast path, for a skill hosted [`Isolation::Inline`] (`None` for a pooled one).
+    inline: Option<Inline>,
     /// Set by shutdown, so a pool that never started is not started afterwards.
     closed: AtomicBool,
 }
@@ -173,9 +203,12 @@ impl Hosted {
             .as_millis()
             .try_into()
             .unwrap_or(u64::MAX);
-        let (result, started) = match self.pool().await {
-            Ok(pool) => pool.run(req, deadline, timeout_ms).await,
-            Err(e) => (Err(SkillError::Backend(e.to_string())), None),
+        let (result, started) = match &self.inline {
+            Some(inline) => inline.run(req, deadline, timeout_ms).await,
+            None => match self.pool().await {
+                Ok(pool) => pool.run(req, deadline, timeout_ms).await,
+                Err(e) => (Err(SkillError::Backend(e.to_string())), None),
+            },
         };
         admission.record(matches!(&result, Err(e) if counts_against_breaker(e)));
         self.metrics
@@ -257,6 +290,10 @@ impl SkillHost {
                 name: name.clone(),
                 reason,
             })?;
+        let inline = match config.isolation {
+            Isolation::Inline => Some(Inline::new(&name, skill.clone(), config.pool)),
+            Isolation::Pool => None,
+        };
         let hosted = Hosted {
             name: name.clone(),
             skill,
@@ -264,6 +301,7 @@ impl SkillHost {
             config,
             metrics: Arc::new(Metrics::default()),
             pool: OnceCell::new(),
+            inline,
             closed: AtomicBool::new(false),
         };
         self.skills.insert(name, Arc::new(hosted));
@@ -285,9 +323,9 @@ impl SkillHost {
         self.skills.get(name).map(|h| h.skill.info())
     }
 
-    /// Starts every skill's pool now instead of on its first call.
+    /// Starts every skill's pool now instead of on its first call (inline skills have none).
     pub async fn start(&self) -> Result<(), SkillHostError> {
-        for hosted in self.skills.values() {
+        for hosted in self.skills.values().filter(|h| h.inline.is_none()) {
             hosted.pool().await?;
         }
         Ok(())
@@ -311,6 +349,9 @@ impl SkillHost {
     pub async fn shutdown(&self) {
         for hosted in self.skills.values() {
             hosted.closed.store(true, Ordering::Release);
+            if let Some(inline) = &hosted.inline {
+                inline.shutdown();
+            }
             if let Some(pool) = hosted.pool.get() {
                 pool.shutdown().await;
             }

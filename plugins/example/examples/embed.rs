@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
                 pool: 2,
                 timeout: Duration::from_millis(500),
                 breaker: BreakerConfig::default(),
+                ..SkillConfig::default()
             },
         )?
         .start(|skills| Arc::new(HoursDesk { skills }))

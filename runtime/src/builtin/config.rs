@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kefu_actors::SkillConfig;
-use kefu_actors::skills::BreakerConfig;
+use kefu_actors::skills::{BreakerConfig, Isolation};
 use kefu_skill_orders::OrdersConfig;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -203,6 +203,7 @@ impl HostingConfig {
                     .cool_down_secs
                     .map_or(base.breaker.cool_down, Duration::from_secs),
             },
+            isolation: base.isolation,
         }
     }
 }
@@ -295,6 +296,9 @@ impl SkillsConfig {
     pub fn kb_hosting(&self) -> SkillConfig {
         self.kb.hosting.apply(SkillConfig {
             timeout: default_timeout::KB,
+            // An in-memory index lookup that never blocks: called on the session's task,
+            // without the pool's two actor hops (same timeout, breaker and panic isolation).
+            isolation: Isolation::Inline,
             ..SkillConfig::default()
         })
     }
@@ -311,6 +315,8 @@ impl SkillsConfig {
             });
         self.orders.hosting.apply(SkillConfig {
             timeout,
+            // Async HTTP only: inline, like `kb`.
+            isolation: Isolation::Inline,
             ..SkillConfig::default()
         })
     }
@@ -319,6 +325,8 @@ impl SkillsConfig {
     pub fn tickets_hosting(&self) -> SkillConfig {
         self.tickets.hosting.apply(SkillConfig {
             timeout: default_timeout::TICKETS,
+            // Ticket writes run sled transactions, which may block on its locks: the pool.
+            isolation: Isolation::Pool,
             ..SkillConfig::default()
         })
     }
