@@ -17,7 +17,7 @@
 
 use kefu_models::llm::{ChatMessage, Passage, PromptParts};
 
-use super::{GenerateError, GenerateRequest, LlmAnswer, LlmService, Rung};
+use super::{GenerateError, GenerateRequest, LlmAnswer, LlmService, Rung, RungSkip};
 use crate::api::TurnStream;
 
 /// One `generate:` step of a flow, as the engine hands it over.
@@ -122,20 +122,15 @@ fn from_answer(answer: &LlmAnswer) -> FlowGenerated {
         },
         Rung::Template | Rung::Human => {
             // The ladder's own last rungs (no template was given, so it ends at `human`) are
-            // not what happened: the flow's fallback answered. Keep the skips, drop that tail.
-            let skips: Vec<String> = answer
-                .reason()
-                .split_once(" (")
-                .map(|(_, rest)| rest.trim_end_matches(')').to_owned())
-                .into_iter()
-                .flat_map(|rest| {
-                    rest.split("; ")
-                        .filter(|s| !s.starts_with("template:"))
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            let why = skips.join("; ");
+            // not what happened: the flow's fallback answered. Keep the model and knowledge
+            // rungs' reasons, leave out the template rung's.
+            let why = answer
+                .degraded
+                .iter()
+                .filter(|s| s.rung != Rung::Template)
+                .map(RungSkip::describe)
+                .collect::<Vec<_>>()
+                .join("; ");
             FlowGenerated {
                 result: Err(if why.is_empty() {
                     "no answer".to_owned()
@@ -155,7 +150,7 @@ fn from_answer(answer: &LlmAnswer) -> FlowGenerated {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{DegradeReason, RungSkip};
+    use crate::llm::DegradeReason;
     use kefu_models::llm::Usage;
 
     fn answer(rung: Rung, degraded: Vec<RungSkip>) -> LlmAnswer {

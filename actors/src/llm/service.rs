@@ -217,42 +217,49 @@ pub struct LlmAnswer {
     pub pii_masked: usize,
 }
 
-impl LlmAnswer {
-    /// A one-line account for the turn record: `local (remote: circuit_open)`.
-    pub fn reason(&self) -> String {
-        let rung = |r: Rung| match r {
+impl Rung {
+    /// The rung's name in records and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Rung::Remote => "remote",
             Rung::Local => "local",
             Rung::KnowledgeBase => "knowledge_base",
             Rung::Template => "template",
             Rung::Human => "human",
-        };
-        if self.degraded.is_empty() {
-            return rung(self.rung).to_owned();
         }
-        let skips: Vec<String> = self
-            .degraded
-            .iter()
-            .map(|s| {
-                let why = serde_json::to_value(&s.reason)
-                    .ok()
-                    .and_then(|v| {
-                        let obj = v.as_object()?.clone();
-                        let parts: Vec<String> = obj
-                            .iter()
-                            .map(|(k, v)| match (k.as_str(), v.as_str()) {
-                                ("reason", Some(s)) => s.to_owned(),
-                                (k, Some(s)) => format!("{k}={s}"),
-                                (k, None) => format!("{k}={v}"),
-                            })
-                            .collect();
-                        Some(parts.join(" "))
+    }
+}
+
+impl RungSkip {
+    /// `remote: backend_error code=server`: the rung and why it did not answer.
+    pub fn describe(&self) -> String {
+        let why = serde_json::to_value(&self.reason)
+            .ok()
+            .and_then(|v| {
+                let parts: Vec<String> = v
+                    .as_object()?
+                    .iter()
+                    .map(|(k, v)| match (k.as_str(), v.as_str()) {
+                        ("reason", Some(s)) => s.to_owned(),
+                        (k, Some(s)) => format!("{k}={s}"),
+                        (k, None) => format!("{k}={v}"),
                     })
-                    .unwrap_or_default();
-                format!("{}: {why}", rung(s.rung))
+                    .collect();
+                Some(parts.join(" "))
             })
-            .collect();
-        format!("{} ({})", rung(self.rung), skips.join("; "))
+            .unwrap_or_default();
+        format!("{}: {why}", self.rung.as_str())
+    }
+}
+
+impl LlmAnswer {
+    /// A one-line account for the turn record: `local (remote: circuit_open)`.
+    pub fn reason(&self) -> String {
+        if self.degraded.is_empty() {
+            return self.rung.as_str().to_owned();
+        }
+        let skips: Vec<String> = self.degraded.iter().map(RungSkip::describe).collect();
+        format!("{} ({})", self.rung.as_str(), skips.join("; "))
     }
 }
 
