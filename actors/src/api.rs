@@ -105,7 +105,8 @@ pub struct NluView {
 pub struct TranscriptEntry {
     /// Sequence number in the session's log.
     pub seq: u64,
-    /// `user` or `bot` (more kinds later: `agent`, `system`).
+    /// `user`, `bot`, `agent`, `system` (desk notices) or `generation` (how an LLM generation of
+    /// the turn was answered: the rung, and why the rungs above it did not).
     pub role: String,
     /// What was said.
     pub text: String,

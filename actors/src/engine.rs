@@ -284,6 +284,7 @@ impl CompiledBot {
                     lang: u.lang.as_str().to_owned(),
                 }),
                 active_flow,
+                generations: generations.clone(),
             },
             handoff,
             ended,

@@ -59,6 +59,16 @@ pub enum SessionEvent {
         /// Milliseconds since the Unix epoch.
         at_ms: u64,
     },
+    /// How an LLM generation of a turn was answered (the rung, and why the rungs above it did
+    /// not), so the reason stays with the conversation. Written only for turns that generate.
+    Generation {
+        /// The user message whose turn generated.
+        message_id: String,
+        /// The record, e.g. `local (remote: circuit_open)` or `fallback (...)`.
+        record: String,
+        /// Milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
     /// The session was parked after repeated failures.
     Parked {
         /// Why.

@@ -54,6 +54,10 @@ pub struct HandledTurn {
     pub nlu: Option<NluView>,
     /// The active flow after the turn.
     pub active_flow: Option<String>,
+    /// How each LLM generation of the turn was answered, and why the rungs above did not (e.g.
+    /// `fallback (remote: timeout; local: not_configured)`): stored with the turn
+    /// ([`crate::events::SessionEvent::Generation`]) and shown in the transcript.
+    pub generations: Vec<String>,
 }
 
 /// A handler failure: the session restarts from its durable state and the user gets the polite

@@ -496,6 +496,11 @@ impl<H: TurnHandler> Conversations for SessionRegistry<H> {
                         ("agent", text, at_ms, String::new())
                     }
                     SessionEvent::Notice { text, at_ms } => ("system", text, at_ms, String::new()),
+                    SessionEvent::Generation {
+                        message_id,
+                        record,
+                        at_ms,
+                    } => ("generation", record, at_ms, message_id),
                     SessionEvent::Parked { reason: _, at_ms } => {
                         ("system", "parked".to_owned(), at_ms, String::new())
                     }

@@ -295,8 +295,19 @@ impl<H: TurnHandler> SessionActor<H> {
                 SendError::Storage
             })?;
             snapshot_len.store(snapshot.len(), Ordering::Relaxed);
-            let mut events = Vec::with_capacity(1 + handled.replies.len());
+            let mut events =
+                Vec::with_capacity(1 + handled.generations.len() + handled.replies.len());
             events.push(SessionEvent::user(msg, at_ms).encode());
+            for record in &handled.generations {
+                events.push(
+                    SessionEvent::Generation {
+                        message_id: msg.message_id.clone(),
+                        record: record.clone(),
+                        at_ms,
+                    }
+                    .encode(),
+                );
+            }
             for r in &handled.replies {
                 events.push(
                     SessionEvent::Bot {

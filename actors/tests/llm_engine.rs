@@ -385,14 +385,34 @@ async fn the_session_streams_said_text_and_gives_the_model_recent_history() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let seen = backend.seen.lock();
-    let third: Vec<&str> = seen[2]
-        .messages
+    {
+        let seen = backend.seen.lock();
+        let third: Vec<&str> = seen[2]
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        assert!(third.contains(&"what is your return policy"), "{third:?}");
+        assert!(third.contains(&"I want to complain"), "{third:?}");
+    }
+
+    // How each generation was answered is stored with its turn and shown in the transcript,
+    // right after the user message it answered.
+    let view = registry.conversation("conv", 100).await.unwrap().unwrap();
+    let generations: Vec<(&str, &str)> = view
+        .transcript
         .iter()
-        .map(|m| m.content.as_str())
+        .filter(|e| e.role == "generation")
+        .map(|e| (e.message_id.as_str(), e.text.as_str()))
         .collect();
-    assert!(third.contains(&"what is your return policy"), "{third:?}");
-    assert!(third.contains(&"I want to complain"), "{third:?}");
+    assert_eq!(
+        generations,
+        vec![("m1", "remote"), ("m2", "remote"), ("m3", "remote")],
+        "{:?}",
+        view.transcript
+    );
+    let roles: Vec<&str> = view.transcript.iter().map(|e| e.role.as_str()).collect();
+    assert_eq!(&roles[..3], &["user", "generation", "bot"], "{roles:?}");
 }
 
 /// A message the classifier is unsure about (confidence about 0.3, below the 0.5 threshold).

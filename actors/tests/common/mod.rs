@@ -52,8 +52,7 @@ impl TurnHandler for CountingHandler {
             replies: vec![Reply {
                 text: format!("{}: {}", state.count, turn.text),
             }],
-            nlu: None,
-            active_flow: None,
+            ..HandledTurn::default()
         })
     }
 }
