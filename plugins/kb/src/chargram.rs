@@ -10,6 +10,7 @@
 //! the query, so its cost follows the query's n-grams' posting lengths, not the size of the
 //! knowledge base.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::analyze::char_grams;
@@ -150,11 +151,30 @@ impl CharIndex {
             *w /= norm;
         }
         q.sort_unstable_by_key(|(_, p, _)| p.map_or(0, |p| p.rows.len()));
-        let mut acc = vec![0f32; self.row_entry.len()];
+        SCRATCH.with_borrow_mut(|acc| {
+            // The accumulator is as long as the index has rows and all zero between calls
+            // (every slot written below is listed in `touched` and cleared on the way out).
+            if acc.len() != self.row_entry.len() {
+                acc.clear();
+                acc.resize(self.row_entry.len(), 0.0);
+            }
+            self.accumulate(&q, acc, also, allowed)
+        })
+    }
+
+    /// The body of [`CharIndex::scores`] once the query vector `q` is built, with `acc` a
+    /// zeroed accumulator of one slot per row; leaves `acc` zeroed again.
+    fn accumulate(
+        &self,
+        q: &[(u64, Option<&Postings>, f32)],
+        acc: &mut [f32],
+        also: &[u32],
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> HashMap<u32, f32> {
         let mut touched: Vec<u32> = Vec::new();
         let mut visited = 0usize;
         let mut skipped = false;
-        for &(_, p, w) in &q {
+        for &(_, p, w) in q {
             let Some(p) = p else { continue };
             if visited + p.rows.len() > POSTINGS_BUDGET && !touched.is_empty() {
                 skipped = true;
@@ -170,31 +190,34 @@ impl CharIndex {
             }
         }
         let rows: Vec<(u32, f32)> = if skipped {
-            if touched.len() > RESCORE_ROWS {
-                touched.select_nth_unstable_by(RESCORE_ROWS - 1, |a, b| {
+            let mut rescore: Vec<u32> = touched.clone();
+            if rescore.len() > RESCORE_ROWS {
+                rescore.select_nth_unstable_by(RESCORE_ROWS - 1, |a, b| {
                     acc[*b as usize].total_cmp(&acc[*a as usize])
                 });
-                touched.truncate(RESCORE_ROWS);
+                rescore.truncate(RESCORE_ROWS);
             }
             for &e in also {
                 if let Some(rs) = self.entry_rows.get(e as usize) {
-                    touched.extend_from_slice(rs);
+                    rescore.extend_from_slice(rs);
                 }
             }
-            touched.sort_unstable();
-            touched.dedup();
-            let mut qv: Vec<(u64, f32)> = q.iter().map(|&(g, _, w)| (g, w)).collect();
-            qv.sort_unstable_by_key(|(g, _)| *g);
-            touched
+            // A row listed twice scores the same twice; the per-entry maximum below makes the
+            // repeat harmless, so no sort + dedup is needed.
+            let table = QueryTable::new(q.iter().map(|&(g, _, w)| (g, w)));
+            rescore
                 .into_iter()
-                .map(|row| (row, dot(&qv, &self.forward[row as usize])))
+                .map(|row| (row, table.dot(&self.forward[row as usize])))
                 .collect()
         } else {
             touched
-                .into_iter()
-                .map(|row| (row, acc[row as usize]))
+                .iter()
+                .map(|&row| (row, acc[row as usize]))
                 .collect()
         };
+        for &row in &touched {
+            acc[row as usize] = 0.0;
+        }
         let mut best: HashMap<u32, f32> = HashMap::with_capacity(rows.len().min(4096));
         for (row, cos) in rows {
             let entry = self.row_entry[row as usize];
@@ -216,21 +239,89 @@ const POSTINGS_BUDGET: usize = 10_000;
 /// Rows re-scored exactly when the budget was reached.
 const RESCORE_ROWS: usize = 128;
 
-/// Dot product of two vectors sorted by n-gram.
-fn dot(a: &[(u64, f32)], b: &[(u64, f32)]) -> f32 {
-    let (mut i, mut j, mut sum) = (0, 0, 0f32);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                sum += a[i].1 * b[j].1;
-                i += 1;
-                j += 1;
+thread_local! {
+    /// Per-thread accumulator for [`CharIndex::scores`], reused across queries: a large
+    /// knowledge base has tens of thousands of rows, and allocating and zeroing a slot for each
+    /// on every query is work the touched-rows list makes unnecessary.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The query vector as an open-addressing hash table, for re-scoring rows exactly.
+///
+/// A row's dot product walks the row's n-grams in their stored (ascending) order and looks
+/// each up here; the products are therefore summed in the same order as a merge of two sorted
+/// vectors would, so scores are bit-identical to that merge, at a fraction of its branchy cost.
+struct QueryTable {
+    /// (n-gram, weight); `EMPTY` marks a free slot. Length is a power of two.
+    slots: Vec<(u64, f32)>,
+    mask: usize,
+    /// Whether the query holds the n-gram whose hash equals `EMPTY` (then kept aside).
+    empty_weight: Option<f32>,
+}
+
+const EMPTY: u64 = 0;
+
+impl QueryTable {
+    fn new(grams: impl ExactSizeIterator<Item = (u64, f32)>) -> QueryTable {
+        // At most half full, so probe chains stay short.
+        let cap = (grams.len() * 2).next_power_of_two().max(8);
+        let mut t = QueryTable {
+            slots: vec![(EMPTY, 0.0); cap],
+            mask: cap - 1,
+            empty_weight: None,
+        };
+        for (g, w) in grams {
+            if g == EMPTY {
+                t.empty_weight = Some(w);
+                continue;
+            }
+            let mut i = Self::home(g) & t.mask;
+            loop {
+                let slot = &mut t.slots[i];
+                if slot.0 == EMPTY || slot.0 == g {
+                    // Query n-grams are distinct (they come from a count map).
+                    *slot = (g, w);
+                    break;
+                }
+                i = (i + 1) & t.mask;
             }
         }
+        t
     }
-    sum
+
+    /// The n-grams are already FNV hashes; fold the high bits in so the low bits used for the
+    /// slot depend on the whole value.
+    fn home(g: u64) -> usize {
+        (g ^ (g >> 32)) as usize
+    }
+
+    fn get(&self, g: u64) -> Option<f32> {
+        if g == EMPTY {
+            return self.empty_weight;
+        }
+        let mut i = Self::home(g) & self.mask;
+        loop {
+            let (k, w) = self.slots[i];
+            if k == g {
+                return Some(w);
+            }
+            if k == EMPTY {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Dot product with a row's unit vector (sorted by n-gram).
+    fn dot(&self, row: &[(u64, f32)]) -> f32 {
+        let mut sum = 0f32;
+        for &(g, w) in row {
+            if let Some(qw) = self.get(g) {
+                sum += qw * w;
+            }
+        }
+        sum
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +348,27 @@ mod tests {
         assert!(!filtered.contains_key(&0));
         assert!(idx.scores("", &[], &|_| true).is_empty());
         assert!(idx.scores("zzzz qqqq", &[], &|_| true).is_empty());
+    }
+
+    #[test]
+    fn query_table_dot_equals_a_sorted_merge() {
+        // Includes the n-gram equal to the table's free-slot marker, and colliding homes.
+        let q: Vec<(u64, f32)> = vec![(EMPTY, 0.5), (3, 0.25), (3 + (1 << 40), 0.125), (9, 1.0)];
+        let row: Vec<(u64, f32)> = vec![(EMPTY, 0.5), (2, 0.3), (9, 0.2), (3 + (1 << 40), 0.4)];
+        let mut row_sorted = row.clone();
+        row_sorted.sort_unstable_by_key(|(g, _)| *g);
+        let mut q_sorted = q.clone();
+        q_sorted.sort_unstable_by_key(|(g, _)| *g);
+        let mut merge = 0f32;
+        for (g, w) in &row_sorted {
+            if let Some((_, qw)) = q_sorted.iter().find(|(h, _)| h == g) {
+                merge += qw * w;
+            }
+        }
+        let table = QueryTable::new(q.into_iter());
+        assert_eq!(table.dot(&row_sorted).to_bits(), merge.to_bits());
+        assert_eq!(table.get(2), None);
+        assert_eq!(QueryTable::new(std::iter::empty()).dot(&row_sorted), 0.0);
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod kb;
 mod load;
 mod skill;
 mod synonyms;
+mod topscore;
 
 pub use entry::{Entry, Lang, Source};
 pub use error::{KbError, Problem, Result};
