@@ -23,7 +23,7 @@ mod amounts;
 mod cn_number;
 mod custom;
 mod dates;
-mod validate;
+pub(crate) mod validate;
 
 use std::sync::LazyLock;
 

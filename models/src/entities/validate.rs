@@ -40,22 +40,29 @@ const ID_CHECK: [u8; 11] = *b"10X98765432";
 /// region code not starting with 0, a real birth date between 1900-01-01 and `today`, and
 /// the MOD 11-2 check character. Returns the birth date.
 pub(crate) fn resident_id_birth_date(id: &str, today: NaiveDate) -> Option<NaiveDate> {
-    let b = id.as_bytes();
-    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) || b[0] == b'0' {
-        return None;
-    }
-    let sum: u32 = b[..17]
-        .iter()
-        .zip(ID_WEIGHTS)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
-    if !b[17].eq_ignore_ascii_case(&ID_CHECK[(sum % 11) as usize]) {
+    if !resident_id_checksum_ok(id) || id.starts_with('0') {
         return None;
     }
     let num = |r: std::ops::Range<usize>| id.get(r)?.parse::<u32>().ok();
     let year = i32::try_from(num(6..10)?).ok()?;
     let birth = NaiveDate::from_ymd_opt(year, num(10..12)?, num(12..14)?)?;
     (year >= 1900 && birth <= today).then_some(birth)
+}
+
+/// Whether `id` is 17 digits and a check character (digit or `X`, any case) that matches
+/// their MOD 11-2 checksum. Only the checksum: [`resident_id_birth_date`] also checks the
+/// region and the birth date.
+pub(crate) fn resident_id_checksum_ok(id: &str) -> bool {
+    let b = id.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let sum: u32 = b[..17]
+        .iter()
+        .zip(ID_WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    b[17].eq_ignore_ascii_case(&ID_CHECK[(sum % 11) as usize])
 }
 
 /// Whether `digits` (ASCII digits only) passes the Luhn check.

@@ -16,6 +16,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::entities::validate::{luhn_valid, resident_id_checksum_ok};
+
 /// What kind of personal data a placeholder stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PiiKind {
@@ -160,7 +162,7 @@ fn classify(run: &str) -> Option<PiiKind> {
     let check_letter = run.ends_with(['X', 'x']);
     let digits: String = run.chars().filter(char::is_ascii_digit).collect();
     if check_letter {
-        return (digits.len() == 17 && id_checksum_ok(&digits, 10)).then_some(PiiKind::IdNumber);
+        return resident_id_checksum_ok(&format!("{digits}X")).then_some(PiiKind::IdNumber);
     }
     let local = if run.starts_with('+') || digits.len() == 13 {
         digits.strip_prefix("86").unwrap_or(&digits)
@@ -170,16 +172,13 @@ fn classify(run: &str) -> Option<PiiKind> {
     if is_mobile(local) {
         return Some(PiiKind::Phone);
     }
-    if digits.len() == 18
-        && let Some(last) = digits.as_bytes().last()
-        && id_checksum_ok(&digits[..17], u32::from(last - b'0'))
-    {
+    if resident_id_checksum_ok(&digits) {
         return Some(PiiKind::IdNumber);
     }
     if digits.len() == 15 && !digits.starts_with('0') && !run.contains([' ', '-']) {
         return Some(PiiKind::IdNumber);
     }
-    if (16..=19).contains(&digits.len()) && luhn_ok(&digits) {
+    if (16..=19).contains(&digits.len()) && luhn_valid(&digits) {
         return Some(PiiKind::BankCard);
     }
     None
@@ -188,39 +187,6 @@ fn classify(run: &str) -> Option<PiiKind> {
 fn is_mobile(d: &str) -> bool {
     let b = d.as_bytes();
     b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1])
-}
-
-/// GB 11643 checksum: `check` is the expected value of the 18th character (X = 10).
-fn id_checksum_ok(first17: &str, check: u32) -> bool {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CODES: [u32; 11] = [1, 0, 10, 9, 8, 7, 6, 5, 4, 3, 2];
-    if first17.len() != 17 {
-        return false;
-    }
-    let sum: u32 = first17
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    CODES[(sum % 11) as usize] == check
-}
-
-fn luhn_ok(digits: &str) -> bool {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 1 {
-                let dd = d * 2;
-                if dd > 9 { dd - 9 } else { dd }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]
