@@ -21,24 +21,31 @@ const SLOT_KEYS: [&str; 6] = ["type", "description", "values", "pattern", "min",
 const INTENT_KEYS: [&str; 3] = ["description", "examples", "synonyms"];
 
 impl Loader {
-    /// Registers a definition name, reporting a duplicate (also across files).
+    /// Registers the definition `name` of `kind` (`slot`, `intent`, ...) in the origins map
+    /// `origins` picks; a second definition (also in another file) is reported at `key`, with
+    /// the first one's position as the hint, and false is returned.
     pub(crate) fn declare(
-        origins: &mut HashMap<String, Origin>,
+        &mut self,
+        origins: fn(&mut Loader) -> &mut HashMap<String, Origin>,
+        kind: &str,
         file: &Path,
         key: &Node,
         name: &str,
-    ) -> Result<(), Origin> {
-        if let Some(first) = origins.get(name) {
-            return Err(first.clone());
+    ) -> bool {
+        let map = origins(self);
+        if let Some(first) = map.get(name) {
+            let hint = Some(first.describe());
+            self.err(file, key, format!("{kind} `{name}` is defined twice"), hint);
+            return false;
         }
-        origins.insert(
+        map.insert(
             name.to_string(),
             Origin {
                 file: file.to_path_buf(),
                 pos: yaml::pos(key),
             },
         );
-        Ok(())
+        true
     }
 
     pub(crate) fn slots_section(&mut self, file: &Path, node: &Node) {
@@ -46,13 +53,7 @@ impl Loader {
             if !self.check_name(file, k, &name, "slot") {
                 continue;
             }
-            if let Err(first) = Self::declare(&mut self.slot_origins, file, k, &name) {
-                self.err(
-                    file,
-                    k,
-                    format!("slot `{name}` is defined twice"),
-                    Some(first.describe()),
-                );
+            if !self.declare(|l| &mut l.slot_origins, "slot", file, k, &name) {
                 continue;
             }
             if let Some(def) = self.slot(file, k, v, &name) {
@@ -323,13 +324,7 @@ impl Loader {
             if !self.check_name(file, k, &name, "intent") {
                 continue;
             }
-            if let Err(first) = Self::declare(&mut self.intent_origins, file, k, &name) {
-                self.err(
-                    file,
-                    k,
-                    format!("intent `{name}` is defined twice"),
-                    Some(first.describe()),
-                );
+            if !self.declare(|l| &mut l.intent_origins, "intent", file, k, &name) {
                 continue;
             }
             let def = self.intent(file, k, v, &name);

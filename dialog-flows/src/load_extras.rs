@@ -48,13 +48,7 @@ impl Loader {
                 );
                 continue;
             }
-            if let Err(first) = Self::declare(&mut self.entity_origins, file, k, &name) {
-                self.err(
-                    file,
-                    k,
-                    format!("entity `{name}` is defined twice"),
-                    Some(first.describe()),
-                );
+            if !self.declare(|l| &mut l.entity_origins, "entity", file, k, &name) {
                 continue;
             }
             if let Some(def) = self.entity(file, k, v, &name) {
@@ -247,13 +241,7 @@ impl Loader {
             if !self.check_name(file, k, &name, "policy") {
                 continue;
             }
-            if let Err(first) = Self::declare(&mut self.policy_origins, file, k, &name) {
-                self.err(
-                    file,
-                    k,
-                    format!("policy `{name}` is defined twice"),
-                    Some(first.describe()),
-                );
+            if !self.declare(|l| &mut l.policy_origins, "policy", file, k, &name) {
                 continue;
             }
             if let Some(p) = self.policy(file, k, v, &name) {
