@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn the_documented_examples_are_valid_configs() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-        for file in ["operations.md", "agents.md", "plugins.md"] {
+        for file in ["operations.md", "agents.md", "plugins.md", "llm.md"] {
             let path = docs.join(file);
             let text = std::fs::read_to_string(&path).unwrap();
             let mut blocks = 0;
