@@ -14,6 +14,7 @@ pub mod registry;
 pub mod session;
 pub mod skills;
 pub mod supervisor;
+pub mod telemetry;
 mod understand;
 
 pub use api::*;

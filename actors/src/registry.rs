@@ -37,6 +37,7 @@ use crate::events::{SessionEvent, Snapshot, now_ms};
 use crate::handler::TurnHandler;
 use crate::session::{SessionActor, SessionArgs, SessionMsg};
 use crate::supervisor::{SessionSupervisor, SupervisorMsg};
+use crate::telemetry::TurnMetrics;
 
 /// Tunables of the session layer. Every field has a default that suits one small server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +159,7 @@ pub(crate) struct Shared<H: TurnHandler> {
     pub(crate) handler: Arc<H>,
     pub(crate) config: SessionConfig,
     pub(crate) stats: Stats,
+    pub(crate) metrics: TurnMetrics,
     map: DashMap<Arc<str>, Entry>,
     failures: DashMap<Arc<str>, VecDeque<Instant>>,
     admission: Semaphore,
@@ -214,6 +216,7 @@ impl<H: TurnHandler> SessionRegistry<H> {
             admission: Semaphore::new(config.max_inflight_total),
             config,
             stats: Stats::default(),
+            metrics: TurnMetrics::new(),
             map: DashMap::new(),
             failures: DashMap::new(),
             shutting_down: AtomicBool::new(false),
@@ -306,6 +309,7 @@ impl<H: TurnHandler> SessionRegistry<H> {
             if before >= shared.config.max_inflight_per_session {
                 e.shared.inflight.fetch_sub(1, Ordering::AcqRel);
                 shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                shared.metrics.refused.increment(1);
                 return Err(SendError::SessionBusy {
                     retry_after_secs: shared.config.retry_after_secs,
                 });
@@ -320,6 +324,7 @@ impl<H: TurnHandler> SessionRegistry<H> {
             sweep(shared, Duration::from_secs(1));
             if shared.map.len() >= shared.config.max_active_sessions {
                 shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                shared.metrics.refused.increment(1);
                 return Err(SendError::Overloaded {
                     retry_after_secs: shared.config.retry_after_secs,
                 });
@@ -405,11 +410,13 @@ impl<H: TurnHandler> Conversations for SessionRegistry<H> {
         }
         let _permit = shared.admission.try_acquire().map_err(|_| {
             shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.refused.increment(1);
             SendError::Overloaded {
                 retry_after_secs: shared.config.retry_after_secs,
             }
         })?;
         let timeout = Duration::from_secs_f64(shared.config.turn_timeout_secs);
+        let accepted = Instant::now();
         let msg = Arc::new(msg);
         // A few attempts: each failed one means the actor died before answering (it failed on an
         // earlier message, or could not load); the next attempt activates a fresh one.
@@ -418,6 +425,7 @@ impl<H: TurnHandler> Conversations for SessionRegistry<H> {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let sent = actor.cast(SessionMsg::Turn {
                 msg: Arc::clone(&msg),
+                accepted,
                 reply: tx.into(),
             });
             if sent.is_err() {
@@ -428,6 +436,11 @@ impl<H: TurnHandler> Conversations for SessionRegistry<H> {
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(outcome)) => {
                     shared.stats.turns.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.total.record(accepted.elapsed());
+                    match &outcome {
+                        Ok(_) => shared.metrics.ok.increment(1),
+                        Err(_) => shared.metrics.error.increment(1),
+                    }
                     return outcome;
                 }
                 Ok(Err(_dropped)) => {

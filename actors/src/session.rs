@@ -20,6 +20,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures::FutureExt;
 use kefu_models::llm::ChatMessage;
@@ -38,6 +39,8 @@ pub enum SessionMsg {
     Turn {
         /// The message (shared, so a retry after a dead actor re-sends it without copying).
         msg: Arc<Inbound>,
+        /// When the registry accepted it (the turn's `queue` phase ends when the actor starts).
+        accepted: Instant,
         /// Where the outcome goes.
         reply: RpcReplyPort<Result<TurnOutcome, SendError>>,
     },
@@ -171,7 +174,12 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                 let _ = reply.send(state.seq);
                 Ok(())
             }
-            SessionMsg::Turn { msg, reply } => {
+            SessionMsg::Turn {
+                msg,
+                accepted,
+                reply,
+            } => {
+                self.shared.metrics.queue.record(accepted.elapsed());
                 let end = self.turn(state, &msg).await;
                 state
                     .entry
@@ -249,9 +257,11 @@ impl<H: TurnHandler> SessionActor<H> {
         let handler = &self.shared.handler;
         // The call sits inside the async block, so a handler that panics while building its
         // future (work before its first await) is caught just like one that panics later.
+        let started = Instant::now();
         let handled = AssertUnwindSafe(async { handler.handle(&mut dialog, &ctx).await })
             .catch_unwind()
             .await;
+        self.shared.metrics.handle.record(started.elapsed());
         match handled {
             Ok(Ok(handled)) => TurnEnd::Done(self.commit(state, msg, handled, dialog).await),
             Ok(Err(err)) => self.fail(state, msg, err.to_string()).await,
@@ -326,8 +336,10 @@ impl<H: TurnHandler> SessionActor<H> {
                 snapshot: Some(snapshot),
             })
         };
-        let appended = self.append(state, build).await?;
-        match appended {
+        let started = Instant::now();
+        let appended = self.append(state, build).await;
+        self.shared.metrics.append.record(started.elapsed());
+        match appended? {
             AppendOutcome::Appended { last_seq, .. } => {
                 state.seq = last_seq;
                 state.snapshot = next;

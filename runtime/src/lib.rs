@@ -6,6 +6,7 @@ pub mod config;
 pub mod flowtest;
 pub mod http;
 pub mod llm;
+pub mod metrics;
 pub mod reload;
 pub mod server;
 

@@ -220,6 +220,8 @@ fn check(dir: PathBuf) -> ExitCode {
 }
 
 async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
+    // First: the store takes its flush-time handles when it opens.
+    kefu_runtime::metrics::install();
     let sled = open_sled_store(&cfg.data_dir)
         .await
         .map_err(|e| e.to_string())?;

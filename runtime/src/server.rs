@@ -113,6 +113,8 @@ pub struct RuntimeBuilder {
 impl RuntimeBuilder {
     /// A builder over `store` with no skills.
     pub fn new(config: &Config, store: Arc<dyn Store>) -> Self {
+        // Before the registry starts, so its turn metrics are recorded (see `crate::metrics`).
+        crate::metrics::install();
         Self {
             config: config.clone(),
             store,

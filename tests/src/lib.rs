@@ -5,4 +5,5 @@
 
 pub mod client;
 pub mod process;
+pub mod prom;
 pub mod stats;

@@ -318,3 +318,47 @@ async fn bad_input_gets_json_errors_from_the_real_server() {
     assert_eq!(conv.status(), 404);
     server.stop().await;
 }
+
+/// Reads one sample (`name{labels} value`) from a Prometheus text exposition.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_turn_phases_and_store_flushes() {
+    // Before the store opens, as `kefu serve` does, so its flush times are recorded too.
+    kefu_runtime::metrics::install();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = TestServer::shop(dir.path(), Config::default()).await;
+    say(&client, &server, "metrics-user", "你好", "m1").await;
+    say(&client, &server, "metrics-user", "运费多少钱", "m2").await;
+
+    let resp = client.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = resp.text().await.unwrap();
+    // Other tests in this binary may have added turns: at least ours are there.
+    assert!(sample(&text, r#"kefu_turns_total{result="ok"}"#) >= 2.0);
+    assert!(sample(&text, "kefu_turn_seconds_count") >= 2.0);
+    for phase in ["queue", "handle", "append"] {
+        let count = sample(
+            &text,
+            &format!(r#"kefu_turn_phase_seconds_count{{phase="{phase}"}}"#),
+        );
+        assert!(count >= 2.0, "{phase}: {count}");
+        // Cumulative buckets end at +Inf with every sample.
+        let all = sample(
+            &text,
+            &format!(r#"kefu_turn_phase_seconds_bucket{{phase="{phase}",le="+Inf"}}"#),
+        );
+        assert_eq!(all, count, "{phase}");
+    }
+    // Every acknowledged turn waited for a flush with fdatasync.
+    assert!(sample(&text, r#"kefu_store_flush_seconds_count{step="sled"}"#) >= 1.0);
+    assert!(sample(&text, r#"kefu_store_flush_seconds_count{step="fdatasync"}"#) >= 1.0);
+    server.stop().await;
+}

@@ -144,6 +144,18 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `GET /metrics`: Prometheus text exposition of the runtime's metrics.
+pub(crate) async fn metrics_get(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
 /// `GET /openapi.json`: the API description.
 pub(crate) async fn openapi_get() -> Response {
     ([(header::CONTENT_TYPE, JSON)], OPENAPI_JSON).into_response()

@@ -71,6 +71,8 @@ pub struct AppState {
     pub agents: Option<Arc<AgentApi>>,
     /// The model behind `/v1/chat/completions`; `None` answers 503 `model_not_configured`.
     pub llm: Option<Arc<dyn LlmBackend>>,
+    /// What `/metrics` renders: the process's recorder (see [`crate::metrics`]).
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
             sockets: LiveSockets::default(),
             agents: None,
             llm: None,
+            metrics: crate::metrics::install(),
         }
     }
 
@@ -161,6 +164,10 @@ pub(crate) fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec(Method::GET, "/readyz", Access::Open),
             get(handlers::readyz),
+        ),
+        (
+            spec(Method::GET, "/metrics", Access::ApiKey),
+            get(handlers::metrics_get),
         ),
         (
             spec(Method::GET, "/openapi.json", Access::Open),

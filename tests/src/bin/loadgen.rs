@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use kefu_tests::client::Conn;
 use kefu_tests::process::KefuProcess;
+use kefu_tests::prom::Histogram;
 use kefu_tests::stats::percentile;
 use serde_json::json;
 
@@ -82,6 +83,31 @@ struct Phase {
     lat_us: Vec<u32>,
     /// CPU seconds (server, load generator) spent while measuring, when `/proc` could be read.
     cpu: Option<(f64, f64)>,
+    /// The server's own latency histograms over the measurement window (from `/metrics`).
+    server: Vec<(&'static str, Histogram)>,
+}
+
+/// The server-side series the load generator breaks a turn into: (label, metric, labels).
+const SERVER_SERIES: &[(&str, &str, &str)] = &[
+    ("turn", "kefu_turn_seconds", ""),
+    ("queue", "kefu_turn_phase_seconds", r#"phase="queue""#),
+    ("handle", "kefu_turn_phase_seconds", r#"phase="handle""#),
+    ("append", "kefu_turn_phase_seconds", r#"phase="append""#),
+    ("flush:sled", "kefu_store_flush_seconds", r#"step="sled""#),
+    (
+        "flush:fdatasync",
+        "kefu_store_flush_seconds",
+        r#"step="fdatasync""#,
+    ),
+];
+
+/// `/metrics` of the server, or `None` (an old binary, or the scrape failed: figures only).
+async fn scrape(addr: SocketAddr) -> Option<String> {
+    let mut conn = Conn::connect(addr).await.ok()?;
+    let resp = conn.get("/metrics").await.ok()?;
+    resp.status
+        .is_success()
+        .then(|| String::from_utf8_lossy(&resp.body).into_owned())
 }
 
 impl Phase {
@@ -113,6 +139,18 @@ impl Phase {
                 "",
                 cpu_s / self.secs,
                 cpu_c / self.secs,
+            );
+        }
+        // Quantiles from the server's buckets: only as fine as those (see kefu_tests::prom).
+        for (label, h) in &self.server {
+            let ms = |q: f64| h.quantile(q).map_or(f64::NAN, |v| v * 1000.0);
+            println!(
+                "{:<10} server {label:<16} n {:>9.0}  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms",
+                "",
+                h.count(),
+                ms(0.5),
+                ms(0.99),
+                ms(0.999),
             );
         }
     }
@@ -355,6 +393,8 @@ async fn drive(
     }
     tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
     let ticks = clock_ticks();
+    let turns = matches!(target, Target::Turns);
+    let metrics_before = if turns { scrape(addr).await } else { None };
     let cpu_before = cpu_pair(server_pid, ticks);
     measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
@@ -364,6 +404,16 @@ async fn drive(
     let cpu = cpu_before
         .zip(cpu_pair(server_pid, ticks))
         .map(|((s0, c0), (s1, c1))| (s1 - s0, c1 - c0));
+    let metrics_after = if turns { scrape(addr).await } else { None };
+    let mut server = Vec::new();
+    if let (Some(before), Some(after)) = (&metrics_before, &metrics_after) {
+        for &(label, name, labels) in SERVER_SERIES {
+            if let Some(now) = Histogram::parse(after, name, labels) {
+                let earlier = Histogram::parse(before, name, labels);
+                server.push((label, now.since(earlier.as_ref())));
+            }
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     let mut lat = Vec::new();
     for t in tasks {
@@ -380,6 +430,7 @@ async fn drive(
         secs: elapsed,
         lat_us: lat,
         cpu,
+        server,
     })
 }
 
