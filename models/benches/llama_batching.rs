@@ -14,7 +14,7 @@ use kefu_models::llm::{ChatMessage, LlamaBackend, LlamaConfig, LlmBackend, LlmRe
 
 const TOKENS: u32 = 128;
 
-async fn tokens_per_second(backend: &Arc<LlamaBackend>, sessions: usize) -> f64 {
+async fn tokens_per_second(backend: &Arc<LlamaBackend>, sessions: usize) -> Option<f64> {
     let started = Instant::now();
     let runs = (0..sessions).map(|i| {
         let backend = backend.clone();
@@ -33,22 +33,41 @@ async fn tokens_per_second(backend: &Arc<LlamaBackend>, sessions: usize) -> f64 
     let mut tokens = 0u64;
     for result in futures::future::join_all(runs).await {
         match result {
-            Ok(done) => tokens += u64::from(done.usage.completion_tokens),
-            Err(e) => eprintln!("generation failed: {e}"),
+            Ok(done) => {
+                let generated = done.usage.completion_tokens;
+                // A short sequence would leave the batch early: the figure would not be for
+                // `sessions` concurrent sequences.
+                if generated != TOKENS {
+                    eprintln!("a session generated {generated} tokens, not {TOKENS}");
+                    return None;
+                }
+                tokens += u64::from(generated);
+            }
+            Err(e) => {
+                eprintln!("generation failed: {e}");
+                return None;
+            }
         }
     }
-    tokens as f64 / started.elapsed().as_secs_f64()
+    Some(tokens as f64 / started.elapsed().as_secs_f64())
 }
 
 fn main() -> ExitCode {
     let dir = std::env::temp_dir().join(format!("kefu-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let model = dir.join("tiny.gguf");
-    let made = std::process::Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make_tiny_gguf.py"))
+    let quant = std::env::var("KEFU_LLAMA_QUANT").unwrap_or_else(|_| "q8_0".into());
+    let mut make = std::process::Command::new("python3");
+    make.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make_tiny_gguf.py"))
         .arg(&model)
-        .args(["--preset", "bench"])
-        .status();
+        // Every session then generates exactly TOKENS tokens: with random weights some
+        // sequences would otherwise sample an end token early and leave the batch, and the
+        // 8-session figure would measure fewer concurrent sequences than it claims.
+        .args(["--preset", "bench", "--never-end"]);
+    if quant != "f32" {
+        make.args(["--quant", &quant]);
+    }
+    let made = make.status();
     if !made.is_ok_and(|s| s.success()) {
         eprintln!("cannot make the model: pip install gguf tokenizers numpy");
         return ExitCode::FAILURE;
@@ -78,8 +97,12 @@ fn main() -> ExitCode {
     rt.block_on(async {
         // Warm-up: first decode allocates buffers.
         let _ = tokens_per_second(&backend, 1).await;
-        let one = tokens_per_second(&backend, 1).await;
-        let eight = tokens_per_second(&backend, 8).await;
+        let (Some(one), Some(eight)) = (
+            tokens_per_second(&backend, 1).await,
+            tokens_per_second(&backend, 8).await,
+        ) else {
+            return ExitCode::FAILURE;
+        };
         let ratio = eight / one;
         println!("llama.cpp tiny model, {threads} thread(s), {TOKENS} tokens per session:");
         println!("  1 session : {one:>9.0} tokens/s");

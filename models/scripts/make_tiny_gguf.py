@@ -79,6 +79,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     ap.add_argument("--tokenizer-json")
+    ap.add_argument(
+        "--quant",
+        choices=["q8_0", "q4_0"],
+        help="store the weight matrices quantised (as deployed models are), not as floats",
+    )
+    ap.add_argument(
+        "--never-end",
+        action="store_true",
+        help="zero the output rows of the special tokens, so greedy decoding never picks an "
+        "end-of-generation token: every sequence runs to max_tokens (benchmarks compare like "
+        "with like)",
+    )
     args = ap.parse_args()
     n_embd, n_layer, n_head, n_head_kv, n_ff, ftype = PRESETS[args.preset]
     wtype = np.float16 if ftype == "f16" else np.float32
@@ -109,7 +121,18 @@ def main() -> None:
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(n_vocab)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if ftype == "f16" else gguf.LlamaFileType.ALL_F32)
+    qtype = {
+        "q8_0": gguf.GGMLQuantizationType.Q8_0,
+        "q4_0": gguf.GGMLQuantizationType.Q4_0,
+    }.get(args.quant)
+    if qtype == gguf.GGMLQuantizationType.Q8_0:
+        w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    elif qtype == gguf.GGMLQuantizationType.Q4_0:
+        w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+    else:
+        w.add_file_type(
+            gguf.LlamaFileType.MOSTLY_F16 if ftype == "f16" else gguf.LlamaFileType.ALL_F32
+        )
 
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")
@@ -130,20 +153,33 @@ def main() -> None:
     def mat(rows: int, cols: int) -> np.ndarray:
         return (rng.standard_normal((rows, cols), dtype=np.float32) / np.sqrt(cols)).astype(wtype)
 
+    def add_matrix(name: str, data: np.ndarray) -> None:
+        # Norms stay f32 (llama.cpp expects that); matrices are quantised when asked.
+        if qtype is None:
+            w.add_tensor(name, data)
+        else:
+            w.add_tensor(name, gguf.quants.quantize(data.astype(np.float32), qtype), raw_dtype=qtype)
+
     head_dim = n_embd // n_head
-    w.add_tensor("token_embd.weight", mat(n_vocab, n_embd))
+    add_matrix("token_embd.weight", mat(n_vocab, n_embd))
     w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    w.add_tensor("output.weight", mat(n_vocab, n_embd))
+    output = mat(n_vocab, n_embd)
+    if args.never_end:
+        # Their logit is then exactly 0, below the largest of ~400 random logits, so greedy
+        # decoding never ends a sequence early. Drawn first and zeroed after, so the random
+        # stream (and every other weight) is the same as without the flag.
+        output[[vocab[t] for t in SPECIALS], :] = 0
+    add_matrix("output.weight", output)
     for i in range(n_layer):
         w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        w.add_tensor(f"blk.{i}.attn_q.weight", mat(n_embd, n_embd))
-        w.add_tensor(f"blk.{i}.attn_k.weight", mat(n_head_kv * head_dim, n_embd))
-        w.add_tensor(f"blk.{i}.attn_v.weight", mat(n_head_kv * head_dim, n_embd))
-        w.add_tensor(f"blk.{i}.attn_output.weight", mat(n_embd, n_embd))
+        add_matrix(f"blk.{i}.attn_q.weight", mat(n_embd, n_embd))
+        add_matrix(f"blk.{i}.attn_k.weight", mat(n_head_kv * head_dim, n_embd))
+        add_matrix(f"blk.{i}.attn_v.weight", mat(n_head_kv * head_dim, n_embd))
+        add_matrix(f"blk.{i}.attn_output.weight", mat(n_embd, n_embd))
         w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        w.add_tensor(f"blk.{i}.ffn_gate.weight", mat(n_ff, n_embd))
-        w.add_tensor(f"blk.{i}.ffn_up.weight", mat(n_ff, n_embd))
-        w.add_tensor(f"blk.{i}.ffn_down.weight", mat(n_embd, n_ff))
+        add_matrix(f"blk.{i}.ffn_gate.weight", mat(n_ff, n_embd))
+        add_matrix(f"blk.{i}.ffn_up.weight", mat(n_ff, n_embd))
+        add_matrix(f"blk.{i}.ffn_down.weight", mat(n_embd, n_ff))
 
     w.write_header_to_file()
     w.write_kv_data_to_file()
