@@ -264,7 +264,10 @@ impl CompiledBot {
                 _ => {}
             }
         }
-        if replies.is_empty() {
+        // A turn whose generation a newer message interrupted may end silently: that message
+        // gets the answer (see `crate::llm::generate_for_flow`).
+        let interrupted = generations.iter().any(|g| g == crate::llm::INTERRUPTED);
+        if replies.is_empty() && !interrupted {
             // The interpreter always produces a visible effect; a hand-off or an end without
             // words still deserves a sentence.
             replies.push(Reply {
@@ -558,12 +561,19 @@ impl FlowEngine {
                     prompt,
                     context,
                     save,
+                    max_tokens,
+                    temperature,
                 } => {
+                    let settings = (max_tokens, temperature.map(kefu_flows::Temperature::get));
                     let generated = self
-                        .generate(&prompt, &context, save.is_none(), text, meta)
+                        .generate(&prompt, &context, save.is_none(), settings, text, meta)
                         .await;
                     generations.push(generated.record);
-                    External::Generated(generated.result)
+                    if generated.interrupted {
+                        External::Interrupted
+                    } else {
+                        External::Generated(generated.result)
+                    }
                 }
                 // `pending()` only yields calls and generations; anything else is a bug in the
                 // interpreter, answered like a failed call so the flow takes its error route.
@@ -642,6 +652,7 @@ impl FlowEngine {
         prompt: &str,
         context: &[String],
         said: bool,
+        (max_tokens, temperature): (Option<u32>, Option<f32>),
         text: &str,
         meta: &TurnMeta<'_>,
     ) -> FlowGenerated {
@@ -657,6 +668,8 @@ impl FlowEngine {
             user: text,
             history: meta.history,
             stream: meta.stream,
+            max_tokens,
+            temperature,
         };
         generate_for_flow(llm, step).await
     }
@@ -766,6 +779,15 @@ impl TurnHandler for FlowEngine {
             GENERATION_HISTORY
         } else {
             0
+        }
+    }
+
+    /// A newer message arrived while a turn of `session` runs: cancel the generation it may
+    /// be waiting for, so the newer message is not held back by a long answer (see
+    /// [`crate::llm::generate_for_flow`] for what the interrupted step does).
+    fn interrupt(&self, tenant: &str, session: &str) {
+        if let Some(llm) = &self.llm {
+            llm.cancel(tenant, session);
         }
     }
 

@@ -92,6 +92,16 @@ pub trait TurnHandler: Send + Sync + 'static {
         0
     }
 
+    /// Called by the session registry when a new user message for `session` is accepted while
+    /// a turn with a *different* message id is running there, before the new message queues
+    /// behind it: the user has moved on, so work the running turn is waiting for (a language
+    /// model generating its answer) may be cut short. It must be cheap and must not block: it
+    /// runs on the sender's path, outside the session actor. The default does nothing; the flow
+    /// engine cancels the session's generation.
+    fn interrupt(&self, tenant: &str, session: &str) {
+        let _ = (tenant, session);
+    }
+
     /// The reply a user gets when their message made the session fail. Bilingual by default.
     fn polite_error(&self, text: &str) -> String {
         if is_chinese(text) {

@@ -15,12 +15,19 @@
 //! - **Bounded memory.** A per-session in-flight limit (429), a global in-flight limit (503) and a
 //!   limit on active sessions (503) stop unbounded mailbox growth; ractor's mailboxes are not
 //!   bounded by themselves.
+//! - **A newer message interrupts, a retry does not.** The entry knows the message its actor is
+//!   handling (an `Arc` clone of the queued message, so tracking it allocates nothing). A sender
+//!   whose message is admitted while a turn with a different message id runs calls
+//!   [`TurnHandler::interrupt`] before queueing, so a turn that waits on a language model does
+//!   not hold the newer message back; the idempotent retry of the running message (same id)
+//!   leaves it alone.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
@@ -34,7 +41,7 @@ use crate::api::{
     ConversationView, Conversations, Inbound, SendError, TranscriptEntry, TurnOutcome,
 };
 use crate::events::{SessionEvent, Snapshot, now_ms};
-use crate::handler::TurnHandler;
+use crate::handler::{DEFAULT_TENANT, TurnHandler};
 use crate::session::{SessionActor, SessionArgs, SessionMsg};
 use crate::supervisor::{SessionSupervisor, SupervisorMsg};
 use crate::telemetry::TurnMetrics;
@@ -146,6 +153,20 @@ pub(crate) struct EntryShared {
     pub(crate) inflight: AtomicU32,
     /// When the actor last finished a message (ms since the epoch).
     pub(crate) last_active_ms: AtomicU64,
+    /// The message whose turn the actor is handling now, if any: set by the actor when a turn
+    /// starts and cleared when it ends, read by senders to decide whether to interrupt it.
+    pub(crate) running: ArcSwapOption<Inbound>,
+}
+
+impl EntryShared {
+    /// True when a turn runs for a message other than `message_id`: a new message then
+    /// interrupts it, a retry of the running message does not.
+    fn runs_other_than(&self, message_id: &str) -> bool {
+        self.running
+            .load()
+            .as_ref()
+            .is_some_and(|running| running.message_id != message_id)
+    }
 }
 
 struct Entry {
@@ -336,6 +357,7 @@ impl<H: TurnHandler> SessionRegistry<H> {
                 let entry = Arc::new(EntryShared {
                     inflight: AtomicU32::new(1),
                     last_active_ms: AtomicU64::new(now_ms()),
+                    running: ArcSwapOption::empty(),
                 });
                 let args = SessionArgs {
                     key: v.key().clone(),
@@ -422,6 +444,12 @@ impl<H: TurnHandler> Conversations for SessionRegistry<H> {
         // earlier message, or could not load); the next attempt activates a fresh one.
         for attempt in 0..4 {
             let (actor, entry) = self.acquire(&msg.session, &msg.user)?;
+            // Admitted: before queueing behind a running turn, tell the handler the user moved
+            // on (channels do not carry a tenant yet; sessions run under the default one).
+            if entry.runs_other_than(&msg.message_id) {
+                debug!(session = %msg.session, "Newer message interrupts the running turn");
+                shared.handler.interrupt(DEFAULT_TENANT, &msg.session);
+            }
             let (tx, rx) = tokio::sync::oneshot::channel();
             let sent = actor.cast(SessionMsg::Turn {
                 msg: Arc::clone(&msg),

@@ -16,6 +16,9 @@
 //!   memory only: it is read from the log's tail when the actor activates and extended after
 //!   each commit, so it costs the per-turn snapshot nothing, and a handler that asks for none
 //!   pays nothing at all.
+//! - While a turn runs, the registry entry names its message (`EntryShared::running`), so a
+//!   newer message can interrupt it from the sender's side (the mailbox cannot: it is FIFO and
+//!   this actor is busy); see the registry's invariants.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -180,7 +183,11 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                 reply,
             } => {
                 self.shared.metrics.queue.record(accepted.elapsed());
+                // Senders read this to tell a newer message (interrupts) from a retry of this
+                // one (does not); an `Arc` clone, so it costs the turn no allocation.
+                state.entry.running.store(Some(Arc::clone(&msg)));
                 let end = self.turn(state, &msg).await;
+                state.entry.running.store(None);
                 state
                     .entry
                     .last_active_ms

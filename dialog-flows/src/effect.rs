@@ -2,11 +2,14 @@
 //! suspended turn — what it waits for; plus what the runtime hands back ([`External`]).
 //!
 //! Invariant: a [`Step`] either contains a visible effect (`Say`, `Handoff`, `End`) or ends
-//! with exactly one pending effect (`Call` or `Generate`), which is its last effect. The
-//! effects before a pending one (e.g. "let me look that up") are delivered right away.
+//! with exactly one pending effect (`Call` or `Generate`), which is its last effect — except a
+//! turn resumed with [`External::Interrupted`], which may end silently (the user's newer
+//! message is answered instead). The effects before a pending one (e.g. "let me look that
+//! up") are delivered right away.
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Temperature;
 use crate::state::DialogState;
 
 /// What the runtime must do after a turn.
@@ -45,6 +48,12 @@ pub enum Effect {
         context: Vec<String>,
         /// The slot the text will be saved in; `None` means it will be said.
         save: Option<String>,
+        /// The step's `max_tokens:`; `None` means the runtime's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u32>,
+        /// The step's `temperature:`; `None` means the runtime's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        temperature: Option<Temperature>,
     },
     /// The reply that follows used this variant of an A/B experiment (for analytics).
     Experiment {
@@ -129,4 +138,8 @@ pub enum External {
     Skill(SkillResult),
     /// The text of a `Generate`, or why generation failed.
     Generated(Result<String, String>),
+    /// The `Generate` was cut short because a newer user message arrived: a said text is left
+    /// unsaid (the newer message gets the answer), a saved one takes the step's `fallback:`,
+    /// and the turn owes no reply of its own.
+    Interrupted,
 }

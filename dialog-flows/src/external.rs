@@ -60,6 +60,8 @@ impl Turn<'_> {
             prompt,
             context,
             save: generate.save.clone(),
+            max_tokens: generate.max_tokens,
+            temperature: generate.temperature,
         });
         self.state.waiting = Some(Waiting::Generation);
     }
@@ -82,16 +84,27 @@ impl Turn<'_> {
             StepKind::Call(call) => {
                 let result = match result {
                     External::Skill(r) => r,
-                    External::Generated(_) => crate::effect::SkillResult::other(
-                        "error",
-                        "generated text given for a skill call",
-                    ),
+                    External::Generated(_) | External::Interrupted => {
+                        crate::effect::SkillResult::other(
+                            "error",
+                            "generated text given for a skill call",
+                        )
+                    }
                 };
                 self.apply_call(call, result);
             }
             StepKind::Generate(generate) => {
                 let text = match result {
                     External::Generated(Ok(text)) => Some(text),
+                    External::Interrupted => {
+                        // The user moved on: nothing is owed for this message.
+                        self.interrupted = true;
+                        if generate.save.is_none() {
+                            self.skip_generate();
+                            return;
+                        }
+                        None
+                    }
                     _ => None,
                 };
                 self.apply_generate(generate, text);
@@ -121,6 +134,13 @@ impl Turn<'_> {
             Some(m) if !m.trim().is_empty() => format!("skill `{skill}`: {m}"),
             _ => format!("skill `{skill}` returned {}", outcome.as_str()),
         });
+    }
+
+    /// Moves past the `generate` step the state waits at without saying anything.
+    fn skip_generate(&mut self) {
+        if let Some(frame) = self.state.active.as_mut() {
+            frame.step = frame.step.saturating_add(1);
+        }
     }
 
     fn apply_generate(&mut self, generate: &GenerateStep, text: Option<String>) {

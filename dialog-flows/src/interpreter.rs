@@ -114,6 +114,9 @@ pub(crate) struct Turn<'a> {
     /// Values this message already put into a slot this turn: one value fills one slot, so
     /// a date given for "from" does not also become "until".
     taken: Vec<serde_json::Value>,
+    /// The turn was resumed with [`External::Interrupted`]: a newer message is queued and
+    /// gets the answer, so this turn owes no reply of its own.
+    pub(crate) interrupted: bool,
 }
 
 impl<'a> Turn<'a> {
@@ -126,13 +129,15 @@ impl<'a> Turn<'a> {
             budget: MAX_STEPS_PER_TURN,
             prefill: false,
             taken: Vec::new(),
+            interrupted: false,
         }
     }
 
-    /// Ends the turn: a turn that is not suspended and said nothing says `anything_else`.
+    /// Ends the turn: a turn that is not suspended and said nothing says `anything_else`
+    /// (unless it was interrupted: the newer message gets the answer).
     fn finish(mut self) -> Step {
         let pending = self.state.waiting.is_some();
-        if !pending && !self.effects.iter().any(Effect::is_visible) {
+        if !pending && !self.interrupted && !self.effects.iter().any(Effect::is_visible) {
             let text = &self.bot.responses.anything_else;
             self.say(text);
             if !self.effects.iter().any(Effect::is_visible) {

@@ -46,8 +46,9 @@ pub use load::{OOS_INTENT, RESPONSE_KEYS, TOP_LEVEL_KEYS};
 pub use load_flow::STEP_KINDS;
 pub use model::{
     AskStep, CallArg, CallStep, EndScope, ExperimentDef, FlowDef, GenerateStep, IntentDef, Lang,
-    MAX_CALL_DEPTH, MAX_STACK_DEPTH, OnFail, Outcome, PerLang, PolicyAction, PolicyDef, PolicyThen,
-    Responses, Route, Settings, SlotDef, StepDef, StepKind, Text, UnknownLang,
+    MAX_CALL_DEPTH, MAX_GENERATE_TOKENS, MAX_STACK_DEPTH, OnFail, Outcome, PerLang, PolicyAction,
+    PolicyDef, PolicyThen, Responses, Route, Settings, SlotDef, StepDef, StepKind, Temperature,
+    TemperatureOutOfRange, Text, UnknownLang,
 };
 pub use slot::{EnumValue, MAX_TEXT_SLOT_CHARS, SLOT_TYPE_NAMES, SlotType};
 pub use state::{DialogState, Frame, Return, Waiting};

@@ -29,7 +29,7 @@ pub const STEP_KINDS: [&str; 11] = [
     "end",
 ];
 /// Keys that only some step kinds may carry, with those kinds.
-const EXTRA_KEYS: [(&str, &[&str]); 10] = [
+const EXTRA_KEYS: [(&str, &[&str]); 12] = [
     ("prompt", &["ask"]),
     ("ask_before_filling", &["ask"]),
     ("reprompt", &["ask"]),
@@ -40,6 +40,8 @@ const EXTRA_KEYS: [(&str, &[&str]); 10] = [
     ("save", &["call", "generate"]),
     ("context", &["generate"]),
     ("fallback", &["generate"]),
+    ("max_tokens", &["generate"]),
+    ("temperature", &["generate"]),
 ];
 const BRANCH_KEYS: [&str; 3] = ["if", "then", "else"];
 /// Default and maximum `max_attempts` of an `ask` step.

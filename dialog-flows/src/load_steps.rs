@@ -11,7 +11,9 @@ use std::path::Path;
 use crate::diagnostic::did_you_mean;
 use crate::load::Loader;
 use crate::load_flow::StepIds;
-use crate::model::{CallArg, CallStep, GenerateStep, Outcome, Route, StepKind};
+use crate::model::{
+    CallArg, CallStep, GenerateStep, MAX_GENERATE_TOKENS, Outcome, Route, StepKind, Temperature,
+};
 use crate::slot::SlotType;
 use crate::yaml::{self, Node};
 
@@ -225,8 +227,49 @@ impl Loader {
         let mut context = Vec::new();
         let mut save = None;
         let mut fallback = None;
+        let mut max_tokens = None;
+        let mut temperature = None;
         for (k, _, v) in extras {
             match *k {
+                "max_tokens" => match yaml::as_u64(v)
+                    .filter(|n| (1..=u64::from(MAX_GENERATE_TOKENS)).contains(n))
+                    .and_then(|n| u32::try_from(n).ok())
+                {
+                    Some(n) => max_tokens = Some(n),
+                    None => {
+                        self.err(
+                            file,
+                            v,
+                            format!(
+                                "`max_tokens` must be a whole number from 1 to {MAX_GENERATE_TOKENS}"
+                            ),
+                            Some("the answer's length in tokens, e.g. `max_tokens: 200`".into()),
+                        );
+                        ok = false;
+                    }
+                },
+                "temperature" => {
+                    // f64 -> f32 only loses digits no sampler distinguishes; range checked first.
+                    #[allow(clippy::cast_possible_truncation)]
+                    let t = yaml::as_f64(v)
+                        .filter(|x| (0.0..=f64::from(Temperature::MAX)).contains(x))
+                        .and_then(|x| Temperature::new(x as f32));
+                    match t {
+                        Some(t) => temperature = Some(t),
+                        None => {
+                            self.err(
+                                file,
+                                v,
+                                "`temperature` must be a number from 0 to 2",
+                                Some(
+                                    "0 answers alike every time; about 0.7 varies the wording"
+                                        .into(),
+                                ),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
                 "context" => {
                     let Some(items) = yaml::items(v) else {
                         self.err(
@@ -275,6 +318,8 @@ impl Loader {
             context,
             save,
             fallback,
+            max_tokens,
+            temperature,
         })
     }
 }

@@ -418,6 +418,58 @@ pub struct GenerateStep {
     pub save: Option<String>,
     /// Used instead of the generated text when generation fails or returns nothing.
     pub fallback: Text,
+    /// The step's answer length in tokens (`max_tokens:`, 1..=[`MAX_GENERATE_TOKENS`]);
+    /// `None` leaves it to the runtime's default.
+    pub max_tokens: Option<u32>,
+    /// The step's sampling temperature (`temperature:`); `None` leaves it to the runtime.
+    pub temperature: Option<Temperature>,
+}
+
+/// Most tokens a `generate:` step may ask for with `max_tokens:`: a chat answer, not a
+/// document (the runtime's budgets cut further).
+pub const MAX_GENERATE_TOKENS: u32 = 4096;
+
+/// A sampling temperature: finite, in `0.0..=`[`Temperature::MAX`]. Only constructed through
+/// [`Temperature::new`] (or deserialised through it), so it is never NaN and may be `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "f32", into = "f32")]
+pub struct Temperature(f32);
+
+impl Temperature {
+    /// The highest temperature a flow may set (OpenAI's upper bound).
+    pub const MAX: f32 = 2.0;
+
+    /// The temperature `value`, if it is finite and within `0.0..=MAX`.
+    pub fn new(value: f32) -> Option<Self> {
+        (value.is_finite() && (0.0..=Self::MAX).contains(&value)).then_some(Self(value))
+    }
+
+    /// The value.
+    pub fn get(self) -> f32 {
+        self.0
+    }
+}
+
+// Sound: the constructor rejects NaN, the one value for which `==` is not reflexive.
+impl Eq for Temperature {}
+
+/// A temperature outside `0.0..=`[`Temperature::MAX`] (or not a number).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("temperature {0} is not between 0 and 2")]
+pub struct TemperatureOutOfRange(pub f32);
+
+impl TryFrom<f32> for Temperature {
+    type Error = TemperatureOutOfRange;
+
+    fn try_from(value: f32) -> Result<Self, Self::Error> {
+        Self::new(value).ok_or(TemperatureOutOfRange(value))
+    }
+}
+
+impl From<Temperature> for f32 {
+    fn from(t: Temperature) -> Self {
+        t.0
+    }
 }
 
 /// The `ask:` step.

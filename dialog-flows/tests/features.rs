@@ -185,6 +185,7 @@ fn generate_saves_or_falls_back() {
         prompt,
         context,
         save,
+        ..
     }) = out.pending()
     else {
         panic!("{:?}", out.effects)

@@ -14,6 +14,12 @@
 //!   text saved into a slot is never shown while it is generated.
 //! - Every call yields one line for the turn record: which rung answered and why the ones above
 //!   did not ([`LlmAnswer::reason`]), or why the flow's fallback was used.
+//! - A generation cancelled because a newer user message arrived (the session registry calls
+//!   [`crate::handler::TurnHandler::interrupt`], the engine [`LlmService::cancel`]) comes back
+//!   as [`FlowGenerated::interrupted`]: the service has retracted what it streamed, and the
+//!   flow leaves a said text unsaid (a saved one takes the step's `fallback:`).
+//! - The step's own `max_tokens:`/`temperature:` go to the request as given; absent, the
+//!   service's defaults apply (its `max_tokens`, the back-end's temperature).
 
 use kefu_models::llm::{ChatMessage, Passage, PromptParts};
 
@@ -39,6 +45,10 @@ pub struct FlowGeneration<'a> {
     pub history: &'a [ChatMessage],
     /// The channel's sink for streamed text, if it takes any.
     pub stream: Option<&'a TurnStream>,
+    /// The step's `max_tokens:` (answer length); `None` uses the service's default.
+    pub max_tokens: Option<u32>,
+    /// The step's `temperature:`; `None` leaves it to the back-end.
+    pub temperature: Option<f32>,
 }
 
 /// What a generation gave back.
@@ -49,7 +59,13 @@ pub struct FlowGenerated {
     /// One line for the turn record, e.g. `remote`, `local (remote: circuit_open)` or
     /// `fallback (remote: backend_error code=server; local: not_configured; ...)`.
     pub record: String,
+    /// True when a newer user message cancelled the generation ([`INTERRUPTED`]): the flow
+    /// says nothing for the step (a saved text takes its fallback).
+    pub interrupted: bool,
 }
+
+/// The record of a generation a newer user message cancelled.
+pub const INTERRUPTED: &str = "interrupted: a newer message arrived";
 
 /// The record of a turn that generates without a service: the flow's fallback answers.
 pub const NOT_CONFIGURED: &str = "fallback (no language model configured)";
@@ -60,6 +76,16 @@ impl FlowGenerated {
         Self {
             result: Err("no language model configured".to_owned()),
             record: NOT_CONFIGURED.to_owned(),
+            interrupted: false,
+        }
+    }
+
+    /// The outcome of a generation a newer user message cancelled.
+    pub fn interrupted() -> Self {
+        Self {
+            result: Err("interrupted by a newer message".to_owned()),
+            record: INTERRUPTED.to_owned(),
+            interrupted: true,
         }
     }
 }
@@ -85,8 +111,8 @@ pub async fn generate_for_flow(service: &LlmService, step: FlowGeneration<'_>) -
             history: step.history.to_vec(),
             user: step.user.to_owned(),
         },
-        max_tokens: None,
-        temperature: None,
+        max_tokens: step.max_tokens,
+        temperature: step.temperature,
         // The flow's `fallback:` is the template rung; see the module docs.
         template: None,
         stream: step
@@ -97,10 +123,9 @@ pub async fn generate_for_flow(service: &LlmService, step: FlowGeneration<'_>) -
     let started = std::time::Instant::now();
     let generated = match service.generate(request).await {
         Ok(answer) => from_answer(&answer),
-        Err(GenerateError::Cancelled { .. }) => FlowGenerated {
-            result: Err("the generation was superseded".to_owned()),
-            record: "cancelled".to_owned(),
-        },
+        // Within a session only one turn runs at a time, so what cancels a flow's generation
+        // is the user's next message (or an explicit cancel on their behalf).
+        Err(GenerateError::Cancelled { .. }) => FlowGenerated::interrupted(),
     };
     tracing::info!(
         session = %step.session,
@@ -119,6 +144,7 @@ fn from_answer(answer: &LlmAnswer) -> FlowGenerated {
         Rung::Remote | Rung::Local | Rung::KnowledgeBase => FlowGenerated {
             result: Ok(answer.text.clone()),
             record: answer.reason(),
+            interrupted: false,
         },
         Rung::Template | Rung::Human => {
             // The ladder's own last rungs (no template was given, so it ends at `human`) are
@@ -142,6 +168,7 @@ fn from_answer(answer: &LlmAnswer) -> FlowGenerated {
                 } else {
                     format!("fallback ({why})")
                 },
+                interrupted: false,
             }
         }
     }

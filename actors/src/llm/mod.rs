@@ -20,7 +20,8 @@
 //!   the reply is restored before anyone sees it.
 //! - Nothing reaches the user (stream or answer) before the moderator passed it; streamed text
 //!   is held back by [`kefu_models::llm::Moderator::holdback_chars`], and when a rung fails
-//!   after some text was streamed, [`StreamPiece::Retract`] tells the channel to drop it.
+//!   after some text was streamed, or the generation is cancelled after streaming some,
+//!   [`StreamPiece::Retract`] tells the channel to drop it.
 //! - A flow's `generate:` step goes through [`generate_for_flow`], which maps the ladder onto
 //!   the flow (its own `fallback:` is the template rung) and gives the turn record its line.
 //! - When the classifier is unsure between flows, [`choose_intent`] may ask the model to pick
@@ -36,7 +37,7 @@ mod service;
 
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use budget::{BudgetScope, TokenBudgets};
-pub use flow::{FlowGenerated, FlowGeneration, NOT_CONFIGURED, generate_for_flow};
+pub use flow::{FlowGenerated, FlowGeneration, INTERRUPTED, NOT_CONFIGURED, generate_for_flow};
 pub use intents::{
     INTENT_CHOICE_TIMEOUT, IntentCandidate, IntentChoice, IntentQuestion, choose_intent,
     intent_candidates,

@@ -615,7 +615,11 @@ impl LlmService {
         let result = tokio::select! {
             r = tokio::time::timeout_at(deadline, call) => r,
             () = cancel.cancelled() => {
+                // Leaving the select dropped the call and with it the back-end's stream, which
+                // stops the generation (the remote request is closed, the local sequence freed).
                 self.charge_estimate(req, prompt_tokens, &streamed);
+                // The user moved on: whatever this generation showed is withdrawn.
+                streamed.retract().await;
                 return Err(Failure::Cancelled);
             }
         };

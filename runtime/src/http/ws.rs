@@ -8,8 +8,10 @@
 //! While a turn's flow generates text that it says (a `generate:` step without `save:`), the
 //! moderated text streams ahead of the turn frame as `{"type":"delta","text":"..."}` frames; a
 //! `{"type":"retract"}` frame means "drop the deltas shown so far" (the model that streamed them
-//! failed; a fallback answers). The turn frame that follows always carries the whole reply, so
-//! a client may ignore deltas, and one that shows them replaces the draft with the turn frame.
+//! failed and a fallback answers, or a newer message of the conversation interrupted the
+//! generation and nothing of it is said). The turn frame that follows always carries the whole
+//! reply, so a client may ignore deltas, and one that shows them replaces the draft with the
+//! turn frame.
 //!
 //! When the human desk is on, the server also pushes frames the user did not ask for: an agent's
 //! message `{"type":"agent_message","agent","text","seq","at_ms"}` and desk notices

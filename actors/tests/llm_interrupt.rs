@@ -1,0 +1,380 @@
+//! A user who sends a new message while the bot is still generating its answer interrupts
+//! that generation: the session registry calls the flow engine's `interrupt` hook before the
+//! new message queues behind the running turn, the engine cancels the session's generation,
+//! the back-end's stream is dropped, what was streamed is retracted, and the interrupted turn
+//! ends at once — a said text unsaid, a saved one taking its `fallback:` — with the record
+//! `interrupted: a newer message arrived`. A retry of the running message (same id) and a
+//! message for another session interrupt nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use kefu_actors::api::TurnStream;
+use kefu_actors::engine::{CompiledBot, FlowEngine};
+use kefu_actors::llm::{INTERRUPTED, LlmService, LlmServiceConfig, ModelRungs, StreamPiece};
+use kefu_actors::{Conversations, Inbound, SessionConfig, SessionRegistry, TurnOutcome};
+use kefu_flows::Bot;
+use kefu_models::llm::{
+    Completion, FinishReason, LlmBackend, LlmError, LlmRequest, Moderator, ModeratorConfig,
+    PromptBuilder, Role, StreamEvent, TokenStream, Usage, collect_stream,
+};
+use kefu_store::{MemoryStore, Store};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const BOT: &str = r#"
+settings:
+  default_language: en
+  languages: [en]
+slots:
+  title: {type: text}
+intents:
+  returns:
+    examples:
+      en: [what is your return policy, can I return an item, how do returns work,
+           return policy please, tell me about returns, I want to return something,
+           how many days do I have to return, returning a product]
+  complain:
+    examples:
+      en: [I want to complain, I have a complaint, file a complaint,
+           I want to make a complaint about the courier, complaint about my order,
+           I need to lodge a complaint, this deserves a complaint]
+  greet:
+    examples:
+      en: [hi, hello, hey there, good morning, hello anyone there, hi there]
+  oos:
+    examples:
+      en: [what is the weather, tell me a joke, who won the game, what time is it,
+           sing me a song, how old are you, what is the capital of France]
+flows:
+  greeting:
+    trigger: {intent: greet}
+    steps:
+      - say: Hi! How can I help?
+  returns:
+    trigger: {intent: returns}
+    steps:
+      - say: Let me check that for you.
+      - generate: "Answer the customer's question about returns."
+        fallback: Sorry, I can't answer that right now.
+      - end
+  complaint:
+    trigger: {intent: complain}
+    steps:
+      - generate: "Write a short title for this complaint: {{ text }}"
+        save: title
+        fallback: Customer complaint
+      - say: "Registered: {{ slots.title }}"
+      - end
+"#;
+
+/// The user message whose answer the back-end streams slowly.
+const SLOW: &str = "what is your return policy";
+/// How long the slow answer pauses after its first delta: far longer than an interrupted turn
+/// may take to end.
+const PAUSE: Duration = Duration::from_millis(1500);
+/// The slow answer's first delta: longer than the moderator's hold-back, so some of it streams.
+const FIRST: &str = "Items can be returned within seven days of delivery, provided that ";
+const REST: &str = "they are unused.";
+
+/// Sets its flag when dropped: the back-end's stream was let go.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A back-end that answers [`SLOW`] (and the complaint title) with a first delta, a long
+/// pause, then the rest; everything else at once. It records whether its slow streams were
+/// dropped and whether they ran to the end.
+#[derive(Default)]
+struct Slow {
+    started: AtomicBool,
+    dropped: Arc<AtomicBool>,
+    completed: Arc<AtomicBool>,
+}
+
+fn usage() -> Usage {
+    Usage {
+        prompt_tokens: 20,
+        completion_tokens: 5,
+    }
+}
+
+#[async_trait]
+impl LlmBackend for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn default_model(&self) -> &str {
+        "slow"
+    }
+    async fn complete(&self, req: LlmRequest) -> Result<Completion, LlmError> {
+        let stream = self.stream(req).await?;
+        collect_stream(stream, "slow", "slow").await
+    }
+    async fn stream(&self, req: LlmRequest) -> Result<TokenStream, LlmError> {
+        let user = req
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        if user != SLOW && !user.contains("complain") {
+            return Ok(Box::pin(futures::stream::iter([
+                Ok(StreamEvent::Delta("Within 7 days.".into())),
+                Ok(StreamEvent::Done {
+                    finish_reason: FinishReason::Stop,
+                    usage: usage(),
+                }),
+            ])));
+        }
+        self.started.store(true, Ordering::SeqCst);
+        let guard = DropFlag(self.dropped.clone());
+        let completed = self.completed.clone();
+        Ok(Box::pin(futures::stream::unfold(
+            (0u8, guard),
+            move |(step, guard)| {
+                let completed = completed.clone();
+                async move {
+                    let event = match step {
+                        0 => StreamEvent::Delta(FIRST.into()),
+                        1 => {
+                            tokio::time::sleep(PAUSE).await;
+                            StreamEvent::Delta(REST.into())
+                        }
+                        2 => {
+                            completed.store(true, Ordering::SeqCst);
+                            StreamEvent::Done {
+                                finish_reason: FinishReason::Stop,
+                                usage: usage(),
+                            }
+                        }
+                        _ => return None,
+                    };
+                    Some((Ok(event), (step + 1, guard)))
+                }
+            },
+        )))
+    }
+}
+
+struct Fixture {
+    registry: SessionRegistry<FlowEngine>,
+    backend: Arc<Slow>,
+}
+
+async fn fixture() -> Fixture {
+    let backend = Arc::new(Slow::default());
+    let service = LlmService::new(
+        LlmServiceConfig {
+            // Only an interruption can end the slow turn early.
+            rung_timeout_ms: 20_000,
+            ladder_deadline_ms: 20_000,
+            ..LlmServiceConfig::default()
+        },
+        ModelRungs {
+            remote: Some(backend.clone()),
+            local: None,
+        },
+        PromptBuilder::new("You are the shop's assistant.", 4096),
+        Moderator::new(&ModeratorConfig::default(), "You are the shop's assistant."),
+    );
+    let files = vec![(std::path::PathBuf::from("bot.yaml"), BOT.to_owned())];
+    let bot = Bot::load_files("interrupt", &files).expect("the test bot loads");
+    let engine = FlowEngine::from_compiled(CompiledBot::compile(bot).expect("the bot compiles"))
+        .with_llm(service);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let config = SessionConfig {
+        turn_timeout_secs: 30.0,
+        ..SessionConfig::default()
+    };
+    let registry = SessionRegistry::start(store, Arc::new(engine), config)
+        .await
+        .expect("registry starts");
+    Fixture { registry, backend }
+}
+
+fn msg(session: &str, text: &str, id: &str, stream: Option<TurnStream>) -> Inbound {
+    Inbound {
+        session: session.into(),
+        user: "u".into(),
+        channel: "ws".into(),
+        text: text.into(),
+        message_id: id.into(),
+        tags: Vec::new(),
+        stream,
+    }
+}
+
+/// Sends `m` on a task, so the test can act while its turn runs.
+fn spawn_send(registry: &SessionRegistry<FlowEngine>, m: Inbound) -> JoinHandle<TurnOutcome> {
+    let registry = registry.clone();
+    tokio::spawn(async move { registry.send(m).await.expect("the turn is answered") })
+}
+
+/// Waits (bounded) for the first streamed delta: the slow generation is under way.
+async fn first_delta(rx: &mut mpsc::Receiver<StreamPiece>) -> String {
+    match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        Ok(Some(StreamPiece::Delta(text))) => text,
+        other => panic!("expected a delta, got {other:?}"),
+    }
+}
+
+async fn outcome(task: JoinHandle<TurnOutcome>, within: Duration) -> TurnOutcome {
+    tokio::time::timeout(within, task)
+        .await
+        .expect("the turn ends in time")
+        .expect("the send task did not panic")
+}
+
+fn texts(outcome: &TurnOutcome) -> Vec<&str> {
+    outcome.replies.iter().map(|r| r.text.as_str()).collect()
+}
+
+async fn generation_records(
+    registry: &SessionRegistry<FlowEngine>,
+    session: &str,
+) -> Vec<(String, String)> {
+    let view = registry
+        .conversation(session, 100)
+        .await
+        .expect("readable")
+        .expect("the conversation exists");
+    view.transcript
+        .into_iter()
+        .filter(|e| e.role == "generation")
+        .map(|e| (e.message_id, e.text))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_newer_message_interrupts_a_said_generation() {
+    let Fixture { registry, backend } = fixture().await;
+    let (tx, mut rx) = mpsc::channel(16);
+    let first = spawn_send(
+        &registry,
+        msg("conv", SLOW, "m1", Some(TurnStream::new(tx))),
+    );
+    let shown = first_delta(&mut rx).await;
+    assert!(FIRST.starts_with(&shown), "{shown}");
+
+    let interrupted_at = Instant::now();
+    let second = spawn_send(&registry, msg("conv", "how do returns work", "m2", None));
+    let first = outcome(first, Duration::from_secs(5)).await;
+    // Promptly: well under the back-end's pause, which the turn no longer waits for.
+    assert!(
+        interrupted_at.elapsed() < PAUSE / 2,
+        "the interrupted turn took {:?}",
+        interrupted_at.elapsed()
+    );
+    // The generated text is not said (nor the fallback); the flow's own words before it are.
+    assert_eq!(texts(&first), vec!["Let me check that for you."]);
+    assert!(!first.duplicate && !first.failed);
+    // What streamed is withdrawn.
+    let mut rest = Vec::new();
+    while let Ok(Some(piece)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+        rest.push(piece);
+    }
+    assert_eq!(rest.last(), Some(&StreamPiece::Retract), "{rest:?}");
+    // The back-end call was really stopped, not left running.
+    assert!(backend.dropped.load(Ordering::SeqCst));
+    assert!(!backend.completed.load(Ordering::SeqCst));
+
+    let second = outcome(second, Duration::from_secs(5)).await;
+    assert_eq!(
+        texts(&second),
+        vec!["Let me check that for you.", "Within 7 days."]
+    );
+    assert_eq!(
+        generation_records(&registry, "conv").await,
+        vec![
+            ("m1".to_owned(), INTERRUPTED.to_owned()),
+            ("m2".to_owned(), "remote".to_owned())
+        ]
+    );
+    registry.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_saved_generation_takes_the_fallback() {
+    let Fixture { registry, backend } = fixture().await;
+    let first = spawn_send(&registry, msg("conv", "I want to complain", "m1", None));
+    // Nothing streams for a saved text: wait until the back-end has been asked.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !backend.started.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the generation starts");
+    let interrupted_at = Instant::now();
+    let second = spawn_send(&registry, msg("conv", "hi", "m2", None));
+    let first = outcome(first, Duration::from_secs(5)).await;
+    assert!(interrupted_at.elapsed() < PAUSE / 2);
+    assert_eq!(texts(&first), vec!["Registered: Customer complaint"]);
+    let second = outcome(second, Duration::from_secs(5)).await;
+    assert_eq!(texts(&second), vec!["Hi! How can I help?"]);
+    assert_eq!(
+        generation_records(&registry, "conv").await,
+        vec![("m1".to_owned(), INTERRUPTED.to_owned())]
+    );
+    registry.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_retry_of_the_running_message_does_not_interrupt_it() {
+    let Fixture { registry, backend } = fixture().await;
+    let (tx, mut rx) = mpsc::channel(16);
+    let first = spawn_send(
+        &registry,
+        msg("conv", SLOW, "m1", Some(TurnStream::new(tx))),
+    );
+    first_delta(&mut rx).await;
+    // The channel resends the same message (same id), e.g. after a dropped connection.
+    let retry = spawn_send(&registry, msg("conv", SLOW, "m1", None));
+    let first = outcome(first, Duration::from_secs(10)).await;
+    assert!(backend.completed.load(Ordering::SeqCst));
+    let answer = format!("{FIRST}{REST}");
+    assert_eq!(
+        texts(&first),
+        vec!["Let me check that for you.", answer.as_str()]
+    );
+    let retry = outcome(retry, Duration::from_secs(5)).await;
+    assert!(retry.duplicate);
+    assert_eq!(retry.replies, first.replies);
+    assert_eq!(
+        generation_records(&registry, "conv").await,
+        vec![("m1".to_owned(), "remote".to_owned())]
+    );
+    registry.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_for_another_session_does_not_interrupt() {
+    let Fixture { registry, backend } = fixture().await;
+    let (tx, mut rx) = mpsc::channel(16);
+    let first = spawn_send(
+        &registry,
+        msg("conv", SLOW, "m1", Some(TurnStream::new(tx))),
+    );
+    first_delta(&mut rx).await;
+    let other = registry
+        .send(msg("elsewhere", "hi", "o1", None))
+        .await
+        .expect("the other session answers");
+    assert_eq!(texts(&other), vec!["Hi! How can I help?"]);
+    let first = outcome(first, Duration::from_secs(10)).await;
+    assert!(backend.completed.load(Ordering::SeqCst));
+    assert_eq!(first.replies.len(), 2, "{first:?}");
+    assert_eq!(
+        generation_records(&registry, "conv").await,
+        vec![("m1".to_owned(), "remote".to_owned())]
+    );
+    registry.shutdown().await;
+}

@@ -1,0 +1,350 @@
+//! A user interrupting a generation, end to end over real sockets on 127.0.0.1:
+//!
+//! - a small axum server plays an OpenAI-compatible API; one question's answer streams as SSE
+//!   very slowly (far longer than the test allows), every other answer at once;
+//! - kefu's `Runtime` serves a bot whose flow says a `generate:` text, with the real
+//!   `OpenAiBackend` behind the `LlmService` (wired as `kefu serve` wires it);
+//! - a WebSocket client asks the slow question, gets some `delta` frames, then sends a second
+//!   message in the same conversation (from a second socket: one socket's frames are handled
+//!   one after another, so a message on it would only be read after the running turn);
+//! - the first socket gets a `retract` frame and its turn frame promptly, without the
+//!   generated text; the second gets its answer; and the remote server saw its streaming
+//!   connection dropped — the back-end call was stopped, not just ignored.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use futures::{SinkExt, StreamExt};
+use kefu_actors::engine::FlowEngine;
+use kefu_models::llm::OpenAiConfig;
+use kefu_runtime::{Config, Runtime};
+use kefu_store::{MemoryStore, Store};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+const BOT: &str = r#"
+settings:
+  default_language: en
+  languages: [en]
+intents:
+  returns:
+    examples:
+      en: [what is your return policy, can I return an item, how do returns work,
+           return policy please, tell me about returns, I want to return something,
+           how many days do I have to return, returning a product]
+  greet:
+    examples:
+      en: [hi, hello, hey there, good morning, hello anyone there]
+flows:
+  greeting:
+    trigger: {intent: greet}
+    steps:
+      - say: Hi! How can I help?
+  returns:
+    trigger: {intent: returns}
+    steps:
+      - say: Let me check that for you.
+      - generate: "Answer the customer's question about returns."
+        fallback: Sorry, I can't answer that right now.
+      - end
+"#;
+
+/// The question whose answer streams slowly.
+const SLOW_QUESTION: &str = "what is your return policy";
+/// The slow answer's first chunk: longer than the moderator's hold-back, so some of it shows.
+const SLOW_FIRST: &str = "Items can be returned within seven days of delivery, as long as ";
+/// Every other question's answer.
+const FAST_ANSWER: &str = "Returns are free within 7 days.";
+/// The slow stream sends a chunk this often, for [`SLOW_CHUNKS`] chunks: 20 s in all, far
+/// beyond the turn time this test allows.
+const SLOW_EVERY: Duration = Duration::from_millis(100);
+const SLOW_CHUNKS: usize = 200;
+
+/// What the fake remote observed.
+#[derive(Default)]
+struct Remote {
+    requests: AtomicUsize,
+    /// A slow stream's body was dropped by the server: its client went away.
+    dropped: AtomicBool,
+    /// A slow stream ran to its end.
+    completed: AtomicBool,
+}
+
+/// Sets `dropped` when the response body holding it is dropped.
+struct DropGuard(Arc<Remote>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+fn chunk(piece: &str, first: bool, done: bool) -> String {
+    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+        "model": "m", "choices": [{"index": 0,
+        "delta": if first { json!({"role": "assistant", "content": piece}) } else { json!({"content": piece}) },
+        "finish_reason": if done { json!("stop") } else { Value::Null }}]});
+    let mut text = format!("data: {chunk}\n\n");
+    if done {
+        text.push_str("data: [DONE]\n\n");
+    }
+    text
+}
+
+async fn chat(State(remote): State<Arc<Remote>>, body: String) -> Response {
+    remote.requests.fetch_add(1, Ordering::SeqCst);
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let sse = |body: Body| {
+        Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(body)
+            .unwrap_or_default()
+    };
+    if user != SLOW_QUESTION {
+        let text = chunk(FAST_ANSWER, true, false) + &chunk("", false, true);
+        return sse(Body::from(text));
+    }
+    let guard = DropGuard(remote.clone());
+    let events = futures::stream::unfold((0usize, guard), |(i, guard)| async move {
+        let text = match i {
+            0 => chunk(SLOW_FIRST, true, false),
+            n if n < SLOW_CHUNKS => {
+                tokio::time::sleep(SLOW_EVERY).await;
+                chunk("and ", false, false)
+            }
+            n if n == SLOW_CHUNKS => {
+                guard.0.completed.store(true, Ordering::SeqCst);
+                chunk("", false, true)
+            }
+            _ => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(text), (i + 1, guard)))
+    });
+    sse(Body::from_stream(events))
+}
+
+async fn fake_remote() -> (SocketAddr, Arc<Remote>) {
+    let remote = Arc::new(Remote::default());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state(remote.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, remote)
+}
+
+/// A kefu runtime serving the test bot with the remote model; stops when dropped.
+struct Kefu {
+    addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_kefu(remote: SocketAddr) -> Kefu {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = dir.path().join("bot");
+    std::fs::create_dir(&bot).unwrap();
+    std::fs::write(bot.join("bot.yaml"), BOT).unwrap();
+    let mut cfg = Config {
+        data_dir: dir.path().join("data"),
+        flows: bot.clone(),
+        ..Config::default()
+    };
+    cfg.llm.remote = Some(OpenAiConfig {
+        base_url: format!("http://{remote}/v1"),
+        api_key: String::new(),
+        model: "m".into(),
+        timeout_ms: 30_000,
+        stream_idle_ms: 30_000,
+        tokenizer: None,
+    });
+    cfg.validate(std::path::Path::new("<test>")).unwrap();
+    let backends = cfg.llm.backends().build().unwrap();
+    let service = cfg
+        .llm
+        .build_service(&backends)
+        .expect("a back-end is configured");
+    let engine = FlowEngine::load(&bot).unwrap().with_llm(service);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let runtime = Runtime::start(&cfg, store, Arc::new(engine)).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(runtime.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Kefu {
+        addr,
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(kefu: &Kefu, conversation: &str) -> Socket {
+    let url = format!("ws://{}/v1/conversations/{conversation}/ws", kefu.addr);
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws
+}
+
+async fn send(ws: &mut Socket, text: &str, id: &str) {
+    ws.send(Message::Text(
+        json!({"text": text, "message_id": id}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// The next JSON frame, within `within`.
+async fn next_frame(ws: &mut Socket, within: Duration) -> Value {
+    loop {
+        let frame = tokio::time::timeout(within, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket stays open")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+fn replies(turn: &Value) -> Vec<&str> {
+    turn["replies"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x["text"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Waits (bounded) until `cond` holds.
+async fn eventually(within: Duration, cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_message_interrupts_a_streaming_generation() {
+    let (remote_addr, remote) = fake_remote().await;
+    let kefu = start_kefu(remote_addr).await;
+
+    let mut first = connect(&kefu, "c-int").await;
+    send(&mut first, SLOW_QUESTION, "m1").await;
+    // The generation is under way: some of it has streamed.
+    let frame = next_frame(&mut first, Duration::from_secs(10)).await;
+    assert_eq!(frame["type"], "delta", "{frame}");
+    let shown = frame["text"].as_str().unwrap_or_default();
+    assert!(SLOW_FIRST.starts_with(shown), "{frame}");
+
+    // The user writes again in the same conversation.
+    let mut second = connect(&kefu, "c-int").await;
+    let interrupted_at = Instant::now();
+    send(&mut second, "how do returns work", "m2").await;
+
+    // The first turn ends promptly: its draft is retracted and nothing generated is said.
+    let mut frames = Vec::new();
+    let turn = loop {
+        let frame = next_frame(&mut first, Duration::from_secs(5)).await;
+        if frame["type"] == "turn" {
+            break frame;
+        }
+        frames.push(frame);
+    };
+    let took = interrupted_at.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the interrupted turn took {took:?}"
+    );
+    assert_eq!(
+        frames.last().map(|f| f["type"].clone()),
+        Some(json!("retract")),
+        "{frames:?}"
+    );
+    assert!(
+        frames[..frames.len() - 1]
+            .iter()
+            .all(|f| f["type"] == "delta"),
+        "{frames:?}"
+    );
+    assert_eq!(replies(&turn), vec!["Let me check that for you."], "{turn}");
+    assert_eq!(turn["message_id"], "m1");
+
+    // The second message is answered by the model.
+    let turn = loop {
+        let frame = next_frame(&mut second, Duration::from_secs(10)).await;
+        match frame["type"].as_str() {
+            Some("delta") => continue,
+            Some("turn") => break frame,
+            other => panic!("unexpected frame {other:?}: {frame}"),
+        }
+    };
+    assert_eq!(
+        replies(&turn),
+        vec!["Let me check that for you.", FAST_ANSWER],
+        "{turn}"
+    );
+
+    // The remote saw its streaming response abandoned long before it would have finished.
+    assert!(
+        eventually(Duration::from_secs(5), || remote
+            .dropped
+            .load(Ordering::SeqCst))
+        .await,
+        "the remote's slow stream was never dropped"
+    );
+    assert!(!remote.completed.load(Ordering::SeqCst));
+    assert_eq!(remote.requests.load(Ordering::SeqCst), 2);
+
+    // The transcript says what happened to the first generation.
+    let view: Value = reqwest::get(format!("http://{}/v1/conversations/c-int", kefu.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let generations: Vec<(&str, &str)> = view["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["role"] == "generation")
+        .map(|e| {
+            (
+                e["message_id"].as_str().unwrap_or_default(),
+                e["text"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        generations,
+        vec![
+            ("m1", "interrupted: a newer message arrived"),
+            ("m2", "remote")
+        ],
+        "{view}"
+    );
+}
