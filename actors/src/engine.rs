@@ -815,6 +815,8 @@ impl TurnHandler for FlowEngine {
                 slots: state.dialog.slots.clone(),
                 emotion: report.emotion.clone(),
                 tags,
+                message_id: turn.message_id.to_owned(),
+                text: turn.text.to_owned(),
             });
         }
         Ok(report.handled)
