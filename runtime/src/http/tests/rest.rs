@@ -566,7 +566,7 @@ async fn message_post_carries_checked_tags_to_the_session_layer() {
     assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     assert_eq!(
         fake.received().len(),
-        3,
+        4,
         "refused messages never reach the sessions"
     );
 }
