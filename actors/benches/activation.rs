@@ -83,7 +83,7 @@ fn main() {
                             channel: "bench".into(),
                             text: format!("订单 A{i:010} turn {t}"),
                             message_id: format!("s{i}-{t}"),
-                            tags: Vec::new(),
+                            tags: None,
                             stream: None,
                         };
                         reg.send(msg).await.unwrap();

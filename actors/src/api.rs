@@ -23,10 +23,12 @@ pub struct Inbound {
     /// The channel's message id; retries with the same id are answered from the store and never
     /// applied twice. Channels without ids get a fresh one per message.
     pub message_id: String,
-    /// The user's tags (`vip`, `b2b`, ...) for this message, as the operator's integration sent
-    /// them (validated by the channel: lowercase `[a-z0-9_-]`, bounded). Policies see them as
-    /// `user.vip` / `user.tags`, and a hand-off's customer tier counts them. Empty when none.
-    pub tags: Vec<String>,
+    /// The user's tags (`vip`, `b2b`, ...), as the operator's integration sent them (validated
+    /// by the channel: lowercase `[a-z0-9_-]`, bounded). `Some` replaces the tags kept on the
+    /// session (`Some(vec![])` clears them); `None` — every channel that cannot send tags —
+    /// keeps them, so later turns over any channel still see them. Policies see the session's
+    /// tags as `user.vip` / `user.tags`, and a hand-off's customer tier counts them.
+    pub tags: Option<Vec<String>>,
     /// Where generated text the bot says is streamed while the model runs (WebSocket turns);
     /// `None` for channels that only take whole replies. The turn's outcome still carries the
     /// whole reply either way.

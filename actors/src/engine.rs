@@ -108,6 +108,11 @@ pub struct EngineState {
     /// policies see the trend across restarts and passivation.
     #[serde(default, skip_serializing_if = "EmotionHistory::is_empty")]
     pub emotion: EmotionHistory,
+    /// The last user tags a trusted caller sent (`vip`, ...), kept so turns over channels that
+    /// cannot send tags (WebSocket, webhooks) and a later hand-off still see them. Not written
+    /// when empty, so sessions without tags pay nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl EngineState {
@@ -796,6 +801,12 @@ impl TurnHandler for FlowEngine {
         state: &mut EngineState,
         turn: &TurnContext<'_>,
     ) -> Result<HandledTurn, HandlerError> {
+        // Tags sent with the message replace the kept ones (an empty list clears them), even in
+        // human mode: a later hand-off must see the latest.
+        if let Some(tags) = turn.tags {
+            state.tags = tags.to_vec();
+        }
+        let tags = state.tags.clone();
         let desk = self.desk.get();
         if desk.is_some_and(|d| d.is_human(turn.session)) {
             // Human mode: the message is recorded, the agent answers; the dialog state is left
@@ -808,7 +819,7 @@ impl TurnHandler for FlowEngine {
             user: turn.user,
             session: turn.session,
             channel: turn.channel,
-            tags: turn.tags,
+            tags: &tags,
             stream: turn.stream,
             history: turn.history,
         };
@@ -825,7 +836,9 @@ impl TurnHandler for FlowEngine {
                 active_flow: before.or_else(|| report.handled.active_flow.clone()),
                 slots: state.dialog.slots.clone(),
                 emotion: report.emotion.clone(),
-                tags: turn.tags.to_vec(),
+                tags,
+                message_id: turn.message_id.to_owned(),
+                text: turn.text.to_owned(),
             });
         }
         Ok(report.handled)

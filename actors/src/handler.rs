@@ -35,8 +35,9 @@ pub struct TurnContext<'a> {
     pub text: &'a str,
     /// The message id.
     pub message_id: &'a str,
-    /// The user's tags sent with this message (`vip`, ...); see [`crate::api::Inbound::tags`].
-    pub tags: &'a [String],
+    /// The user's tags sent with this message (`vip`, ...), `None` when it sent none (the
+    /// handler keeps the last ones); see [`crate::api::Inbound::tags`].
+    pub tags: Option<&'a [String]>,
     /// Where generated text that is said may be streamed while the model runs (WebSocket
     /// turns); `None` when the channel takes whole replies only.
     pub stream: Option<&'a TurnStream>,

@@ -256,7 +256,7 @@ impl<H: TurnHandler> SessionActor<H> {
             channel: &msg.channel,
             text: &msg.text,
             message_id: &msg.message_id,
-            tags: &msg.tags,
+            tags: msg.tags.as_deref(),
             stream: msg.stream.as_ref(),
             history: &state.history,
         };

@@ -314,7 +314,7 @@ fn msg(text: &str, id: &str, stream: Option<TurnStream>) -> Inbound {
         channel: "ws".into(),
         text: text.into(),
         message_id: id.into(),
-        tags: Vec::new(),
+        tags: None,
         stream,
     }
 }

@@ -19,7 +19,7 @@ fn msg(session: &str, text: &str, id: &str) -> Inbound {
         channel: "test".into(),
         text: text.into(),
         message_id: id.into(),
-        tags: Vec::new(),
+        tags: None,
         stream: None,
     }
 }

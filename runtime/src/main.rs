@@ -245,7 +245,8 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("llm: {e}"))?;
     // The flows' `generate:` steps use the service; without a back-end they use `fallback:`.
-    let engine = match cfg.llm.build_service(&backends) {
+    let service = cfg.llm.build_service(&backends);
+    let engine = match service.clone() {
         Some(service) => {
             tracing::info!(?service, "Flows generate with the LLM service");
             engine
@@ -273,6 +274,11 @@ async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
     }
     if let (Some(desk), Some(engine)) = (runtime.desk(), &shared_engine) {
         engine.attach_desk(desk.clone());
+    }
+    // The desk's hand-off summaries and drafted replies share the flows' service (one set of
+    // budgets and breakers).
+    if let (Some(desk), Some(service)) = (runtime.desk(), service) {
+        desk.attach_llm(service);
     }
     if hot_reload && let Some(engine) = shared_engine {
         kefu_runtime::reload::spawn(

@@ -166,7 +166,11 @@ impl RuntimeBuilder {
             };
         let agents = if self.config.agents.enabled() {
             match start_desk(&self.config, self.store.clone(), &registry).await {
-                Ok(desk) => Some(Arc::new(crate::http::AgentApi::new(desk))),
+                Ok(desk) => {
+                    // Suggested replies for agents come from the bot's own knowledge base.
+                    desk.attach_skills(skills.clone());
+                    Some(Arc::new(crate::http::AgentApi::new(desk)))
+                }
                 Err(e) => {
                     registry.shutdown().await;
                     skills.shutdown().await;

@@ -152,3 +152,106 @@ async fn bad_tags_are_refused_with_a_stable_code_and_tags_need_the_key() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["code"], "unauthorized");
 }
+
+/// The queue as an agent sees it.
+async fn queue(kefu: &Kefu) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let signed: Value = http
+        .post(kefu.url("/v1/agents/sign-in"))
+        .json(&json!({"agent": "alice", "secret": "alice-secret-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = signed["token"].as_str().expect("agent token");
+    let queue: Value = http
+        .get(kefu.url("/v1/agents/queue"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    queue["queue"].as_array().expect("queue").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_are_kept_on_the_session_for_later_websocket_turns_until_cleared() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let kefu = Kefu::start(dir.path(), &config(), &[]);
+
+    // The operator's back-end tags the user once, with an ordinary message.
+    let (status, turn) = kefu
+        .post_message(
+            "kept-1",
+            &json!({"text": "你好", "user": "u-kept", "tags": ["vip"]}),
+            Some(KEY),
+        )
+        .await;
+    assert_eq!(status, 200, "{turn}");
+
+    // Later the user asks for a person over the WebSocket, which cannot send tags.
+    let url = format!(
+        "ws://{}/v1/conversations/kept-1/ws?api_key={KEY}",
+        kefu.addr
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::Text(
+        json!({"text": "转人工", "user": "u-kept"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let turn = loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket stays open")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+            if frame["type"] == "turn" {
+                break frame;
+            }
+        }
+    };
+    let said = replies(&turn);
+    assert!(
+        said.contains("尊敬的会员"),
+        "the VIP policy saw the kept tag: {said}"
+    );
+
+    // A conversation whose tags were cleared (`"tags": []`) escalates as an ordinary one.
+    for (text, tags) in [
+        ("你好", Some(json!(["vip"]))),
+        ("你好", Some(json!([]))),
+        ("转人工", None),
+    ] {
+        let mut body = json!({"text": text, "user": "u-cleared"});
+        if let Some(tags) = tags {
+            body["tags"] = tags;
+        }
+        let (status, turn) = kefu.post_message("cleared-1", &body, Some(KEY)).await;
+        assert_eq!(status, 200, "{turn}");
+        assert!(!replies(&turn).contains("尊敬的会员"), "{turn}");
+    }
+
+    let queue = queue(&kefu).await;
+    let tier = |session: &str| {
+        queue
+            .iter()
+            .find(|q| q["session"] == session)
+            .map(|q| q["tier"].clone())
+            .unwrap_or_else(|| panic!("{session} not queued: {queue:?}"))
+    };
+    assert_eq!(tier("kept-1"), 2, "the hand-off kept the VIP tier");
+    assert_eq!(tier("cleared-1"), 0);
+    assert_eq!(queue[0]["session"], "kept-1", "the VIP is first: {queue:?}");
+}

@@ -12,12 +12,18 @@
 //!   snapshot, in one atomic append that fails on a concurrent turn and is retried), then
 //!   pushed to the user's sockets ([`UserPush`]).
 //!
+//! With an LLM service attached ([`Desk::attach_llm`]) a hand-off also starts a summary task
+//! (the hook itself stays synchronous and cheap); with a skill host holding the knowledge base
+//! ([`Desk::attach_skills`]) every user message to an agent starts a suggestion task. Both are
+//! described in [`super::assist`].
+//!
 //! Invariants: an agent reaches only conversations assigned to them (the router checks every
 //! call); a message is pushed only after it is durable in the transcript; desk changes are
-//! flushed before the caller is answered.
+//! flushed before the caller is answered; nothing the desk computes for the agent (summaries,
+//! suggestions) is ever sent to the user or delays the user's message.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,12 +33,15 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
-use super::model::{DeskEvent, Escalation, HandoverContext, Outcome, Ticket};
+use super::assist::{self, Suggestion, Suggestions};
+use super::model::{DeskEvent, Escalation, HandoverContext, Outcome, SummarySource, Ticket};
 use super::router::{DeskError, DeskResult, QueuePosition, Router};
 use crate::api::{
     ConversationView, Conversations, Inbound, Reply, SendError, TranscriptEntry, TurnOutcome,
 };
 use crate::events::{SessionEvent, now_ms};
+use crate::llm::LlmService;
+use crate::skills::SkillHost;
 
 /// What the engine reports when a turn hands the conversation to a human.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,9 +64,13 @@ pub struct Handoff {
     pub slots: BTreeMap<String, serde_json::Value>,
     /// The emotion of the message, when an emotion model is configured.
     pub emotion: Option<String>,
-    /// The user's tags sent with the message (`vip`, ...): they raise the customer tier as
-    /// `tag_tiers` says.
+    /// The user's tags (`vip`, ...): those sent with the message, else the last ones kept on
+    /// the session. They raise the customer tier as `tag_tiers` says.
     pub tags: Vec<String>,
+    /// The id of the user message that handed off.
+    pub message_id: String,
+    /// Its text (the summary needs it: the turn is not in the stored transcript yet).
+    pub text: String,
 }
 
 /// The hook the engine calls on every turn. Synchronous: it runs inside the session actor.
@@ -107,13 +120,42 @@ pub enum AgentPush {
         /// Milliseconds since the Unix epoch.
         at_ms: u64,
     },
+    /// The language model's hand-off summary is ready (it arrives after the assignment when
+    /// the model is slower than the router); re-read the context to see it with its note.
+    Summary {
+        /// The agent it is for.
+        agent: String,
+        /// The conversation.
+        session: String,
+        /// The summary.
+        summary: String,
+        /// `llm` (a frame is only sent for model summaries).
+        source: SummarySource,
+    },
+    /// Suggested replies to the user's latest message, best first: shown to the agent as
+    /// buttons that fill the reply box, never sent to the user. A later frame for the same
+    /// conversation replaces the earlier one (the draft follows the knowledge-base answers).
+    Suggestions {
+        /// The agent it is for.
+        agent: String,
+        /// The conversation.
+        session: String,
+        /// The user message they answer.
+        message_id: String,
+        /// At most three, each `{text, source}` with source `kb` or `llm`.
+        items: Vec<Suggestion>,
+        /// Milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
 }
 
 impl AgentPush {
     /// The agent this frame is for.
     pub fn agent(&self) -> &str {
         match self {
-            AgentPush::UserMessage { agent, .. } => agent,
+            AgentPush::UserMessage { agent, .. }
+            | AgentPush::Summary { agent, .. }
+            | AgentPush::Suggestions { agent, .. } => agent,
         }
     }
 }
@@ -125,17 +167,36 @@ pub struct ContextView {
     pub ticket: Ticket,
     /// The transcript, oldest first (bounded).
     pub transcript: Vec<TranscriptEntry>,
-    /// A few lines for a quick read: why, what the user said last, the key facts.
+    /// A few lines for a quick read: the language model's summary when one was made, else the
+    /// extractive one (why, what the user said last, the key facts).
     pub summary: String,
+    /// Who wrote [`ContextView::summary`].
+    pub summary_source: SummarySource,
+    /// For a model summary, the rung that wrote it (`remote`, `local (remote: timeout)`); for
+    /// an extractive one after a failed model summary, why no model answered; else `None`.
+    pub summary_note: Option<String>,
+    /// The latest suggested replies, when a user message was answered by any.
+    pub suggestions: Option<Suggestions>,
 }
 
 /// The human desk: the router plus the conversation plumbing. Share it as `Arc<Desk>`.
 pub struct Desk {
-    router: Arc<Router>,
+    /// Itself, for the tasks the synchronous hand-off hook starts.
+    pub(super) me: Weak<Desk>,
+    pub(super) router: Arc<Router>,
     store: Arc<dyn Store>,
-    conversations: Arc<dyn Conversations>,
+    pub(super) conversations: Arc<dyn Conversations>,
     users: DashMap<String, broadcast::Sender<UserPush>>,
-    agents: broadcast::Sender<AgentPush>,
+    pub(super) agents: broadcast::Sender<AgentPush>,
+    /// The model for hand-off summaries and drafted replies; none = extractive only.
+    pub(super) llm: OnceLock<LlmService>,
+    /// The skills, for knowledge-base suggestions; none = no suggestions.
+    pub(super) skills: OnceLock<Arc<SkillHost>>,
+    /// The latest suggestions per conversation in the desk (dropped when it leaves).
+    pub(super) suggestions: DashMap<String, Suggestions>,
+    /// Suggestion rounds started per conversation: a round whose number is no longer the
+    /// latest is stale (a newer user message came) and publishes nothing.
+    pub(super) rounds: DashMap<String, u64>,
 }
 
 impl Desk {
@@ -147,13 +208,31 @@ impl Desk {
         conversations: Arc<dyn Conversations>,
     ) -> Arc<Self> {
         let (agents, _) = broadcast::channel(4096);
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             router,
             store,
             conversations,
             users: DashMap::new(),
             agents,
+            llm: OnceLock::new(),
+            skills: OnceLock::new(),
+            suggestions: DashMap::new(),
+            rounds: DashMap::new(),
         })
+    }
+
+    /// Gives the desk the LLM service (the instance the flows use, so budgets and breakers are
+    /// shared): hand-offs then get a model summary, and suggestions a drafted reply. Returns
+    /// false when one was already attached (it stays).
+    pub fn attach_llm(&self, service: LlmService) -> bool {
+        self.llm.set(service).is_ok()
+    }
+
+    /// Gives the desk the skills; when they include `kb`, agents get suggested replies from
+    /// the knowledge base. Returns false when skills were already attached (they stay).
+    pub fn attach_skills(&self, skills: Arc<SkillHost>) -> bool {
+        self.skills.set(skills).is_ok()
     }
 
     /// Starts the desk's background work until the desk is dropped: the router's periodic
@@ -310,11 +389,27 @@ impl Desk {
                 detail: e.to_string(),
             })?;
         let transcript = view.map(|v| v.transcript).unwrap_or_default();
-        let summary = summarise(&ticket, &transcript);
+        let (summary, summary_source, summary_note) = match &ticket.summary {
+            Some(s) if s.source == SummarySource::Llm && !s.text.is_empty() => {
+                (s.text.clone(), SummarySource::Llm, Some(s.note.clone()))
+            }
+            stored => (
+                assist::extractive(&ticket, &transcript),
+                SummarySource::Extractive,
+                stored
+                    .as_ref()
+                    .map(|s| s.note.clone())
+                    .filter(|n| !n.is_empty()),
+            ),
+        };
+        let suggestions = self.suggestions.get(session).map(|s| s.clone());
         Ok(ContextView {
             ticket,
             transcript,
             summary,
+            summary_source,
+            summary_note,
+            suggestions,
         })
     }
 
@@ -445,6 +540,7 @@ impl Desk {
     pub async fn hand_back(&self, agent: &str, session: &str) -> DeskResult<Ticket> {
         let ticket = self.router.end(agent, session, Outcome::HandedBack)?;
         self.router.flush().await?;
+        self.forget(session);
         let text = match ticket.escalation.context.lang.as_str() {
             "zh" => "人工客服已结束服务，接下来由智能助手继续为您服务。".to_owned(),
             _ => "Our agent has handed you back to the assistant; just keep typing.".to_owned(),
@@ -461,6 +557,7 @@ impl Desk {
     pub async fn close(&self, agent: &str, session: &str) -> DeskResult<Ticket> {
         let ticket = self.router.end(agent, session, Outcome::Closed)?;
         self.router.flush().await?;
+        self.forget(session);
         let zh = ticket.escalation.context.lang == "zh";
         let text = match (self.router.config().csat_on_close, zh) {
             (true, true) => "本次服务已结束。请为本次服务打分（1-5 分，5 分为非常满意）。",
@@ -500,49 +597,19 @@ impl HandoffSink for Desk {
         self.router.is_human(session)
     }
 
-    fn handed_off(&self, handoff: Handoff) {
+    fn handed_off(&self, mut handoff: Handoff) {
         let session = handoff.session.clone();
+        let message_id = std::mem::take(&mut handoff.message_id);
+        let text = std::mem::take(&mut handoff.text);
         let escalation = self.escalation(handoff);
         match self.router.escalate(escalation) {
-            Ok(position) => debug!(session = %session, ?position, "Conversation escalated"),
+            Ok(position) => {
+                debug!(session = %session, ?position, "Conversation escalated");
+                self.spawn_summary(session, message_id, text);
+            }
             Err(e) => warn!(session = %session, error = %e, "Escalation not recorded"),
         }
     }
-}
-
-/// The extractive summary: the reason, the user's last three messages, the key facts.
-fn summarise(ticket: &Ticket, transcript: &[TranscriptEntry]) -> String {
-    let ctx = &ticket.escalation.context;
-    let mut lines = vec![format!("Reason: {}", ctx.reason)];
-    let said: Vec<&str> = transcript
-        .iter()
-        .rev()
-        .filter(|e| e.role == "user")
-        .take(3)
-        .map(|e| e.text.as_str())
-        .collect();
-    if !said.is_empty() {
-        let quoted: Vec<String> = said.iter().rev().map(|t| format!("“{t}”")).collect();
-        lines.push(format!("Customer said: {}", quoted.join(" / ")));
-    }
-    if !ctx.slots.is_empty() {
-        let facts: Vec<String> = ctx
-            .slots
-            .iter()
-            .map(|(k, v)| match v.as_str() {
-                Some(s) => format!("{k}={s}"),
-                None => format!("{k}={v}"),
-            })
-            .collect();
-        lines.push(format!("Known: {}", facts.join(", ")));
-    }
-    if let Some(flow) = &ctx.active_flow {
-        lines.push(format!("Was in flow: {flow}"));
-    }
-    if ticket.escalation.tier > 0 {
-        lines.push(format!("Customer tier: {}", ticket.escalation.tier));
-    }
-    lines.join("\n")
 }
 
 /// The session layer with the desk in front: what channels call when agents are configured.
@@ -584,6 +651,7 @@ impl Conversations for DeskConversations {
                     text: msg.text.clone(),
                     at_ms: now_ms(),
                 });
+                desk.spawn_suggestions(agent.clone(), &ticket, &msg);
             }
             // Assigned during the hand-off turn itself: the join notice follows by push.
             (Some(_), _) => {}

@@ -123,6 +123,49 @@ pub struct Ticket {
     pub sla_alerted: bool,
     /// Transfers so far.
     pub transfers: u32,
+    /// The hand-off summary made for the agent, once the desk's summary task has run (only
+    /// when an LLM service is attached). Absent in tickets stored before summaries existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<StoredSummary>,
+}
+
+/// Where the summary an agent reads comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SummarySource {
+    /// A language model wrote it (the ladder's remote or local rung answered).
+    Llm,
+    /// Made from the ticket and the transcript: the reason, the user's last messages, the
+    /// known slots. Needs nothing, so it is the fallback for everything else.
+    Extractive,
+}
+
+impl SummarySource {
+    /// `llm` or `extractive`, as the API says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SummarySource::Llm => "llm",
+            SummarySource::Extractive => "extractive",
+        }
+    }
+}
+
+/// The outcome of a conversation's hand-off summary, stored with its ticket so an agent who
+/// opens it later (or after a restart) reads the same summary without asking the model again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSummary {
+    /// Who wrote it.
+    pub source: SummarySource,
+    /// The model's text; empty for [`SummarySource::Extractive`], whose text is made on every
+    /// read from the current transcript (so it never goes stale).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    /// Which model rung answered (`remote`, `local`), or for an extractive summary why no model
+    /// did (the ladder's reasons, e.g. `remote: timeout; local: not_configured`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// When it was made (ms since the Unix epoch).
+    pub at_ms: u64,
 }
 
 /// How a handled conversation ended.

@@ -28,7 +28,8 @@ use tracing::{info, warn};
 pub use super::clock::{Clock, ManualClock, SystemClock};
 pub use super::error::{DeskError, DeskResult};
 use super::model::{
-    AgentProfile, DeskConfig, DeskEvent, Escalation, Outcome, Presence, Ticket, TicketState,
+    AgentProfile, DeskConfig, DeskEvent, Escalation, Outcome, Presence, StoredSummary, Ticket,
+    TicketState,
 };
 pub use super::model::{AgentView, QueuePosition, TransferTarget};
 
@@ -349,6 +350,7 @@ impl Router {
                     first_reply_ms: None,
                     sla_alerted: false,
                     transfers: 0,
+                    summary: None,
                 };
                 self.save(&ticket)?;
                 let key = self.queue_key(&ticket);
@@ -368,6 +370,21 @@ impl Router {
             }
         }
         Ok(self.position(&session))
+    }
+
+    /// Stores the hand-off summary with the conversation's ticket (durable like every ticket
+    /// change; call [`Router::flush`] to make it so now). Returns the updated ticket, or `None`
+    /// when the conversation left the desk meanwhile (the summary is then dropped).
+    pub fn set_summary(&self, session: &str, summary: StoredSummary) -> DeskResult<Option<Ticket>> {
+        let mut inner = self.inner.lock();
+        let Some(ticket) = inner.tickets.get(session) else {
+            return Ok(None);
+        };
+        let mut t = ticket.clone();
+        t.summary = Some(summary);
+        self.save(&t)?;
+        inner.tickets.insert(session.to_owned(), t.clone());
+        Ok(Some(t))
     }
 
     /// The conversation's place in the queue; `None` when it is not waiting.

@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
             channel: "api".into(),
             text: "downtown saturday".into(),
             message_id: "m1".into(),
-            tags: Vec::new(),
+            tags: None,
             stream: None,
         })
         .await?;

@@ -101,7 +101,7 @@ fn msg(text: &str, id: &str) -> Inbound {
         channel: "api".into(),
         text: text.into(),
         message_id: id.into(),
-        tags: Vec::new(),
+        tags: None,
         stream: None,
     }
 }

@@ -1,7 +1,7 @@
 // kefu agent console: vanilla JS over the agent API (/v1/agents/...). No build step.
 // State lives in `state`; every change re-renders the affected part. The WebSocket pushes desk
 // events and user messages; on any event the queue and "mine" are re-read, so the page never
-// trusts a partial picture.
+// trusts a partial picture. Suggested replies only fill the reply box: the agent edits and sends.
 "use strict";
 
 const state = { token: null, agent: null, current: null, ws: null, retry: 0 };
@@ -76,6 +76,11 @@ function connect() {
     try { frame = JSON.parse(msg.data); } catch { return; }
     if (frame.type === "user_message" && frame.session === state.current) {
       appendEntry({ role: "user", text: frame.text, at_ms: frame.at_ms });
+      renderSuggestions(null);
+    }
+    if (frame.type === "suggestions" && frame.session === state.current) renderSuggestions(frame);
+    if (frame.type === "summary" && frame.session === state.current) {
+      renderSummary(frame.summary, frame.source, null);
     }
     if (frame.type === "sla_breached" && frame.agent === state.agent.id) {
       setStatus("First-reply time exceeded for " + frame.session + " — please answer.");
@@ -147,12 +152,33 @@ async function openConversation(session) {
     $("conversation-view").hidden = false;
     const esc = ctx.ticket.escalation;
     $("conversation-title").textContent = esc.user + " · " + session + (esc.tier ? " · VIP " + esc.tier : "");
-    $("summary").textContent = ctx.summary;
+    renderSummary(ctx.summary, ctx.summary_source, ctx.summary_note);
     $("transcript").replaceChildren();
     ctx.transcript.forEach(appendEntry);
+    renderSuggestions(ctx.suggestions);
     renderMine(state.agent.conversations);
     $("reply-text").focus();
   } catch (e) { setStatus(e.message); }
+}
+
+function renderSummary(text, source, note) {
+  $("summary").textContent = text;
+  const by = source === "llm" ? "Summary by the language model" : "Summary from the conversation";
+  $("summary-source").textContent = by + (note ? " (" + note + ")" : "");
+  $("summary-source").dataset.source = source || "extractive";
+}
+
+// Suggested replies as buttons; a click puts the text in the reply box, nothing is sent.
+function renderSuggestions(set) {
+  const box = $("suggestions");
+  const items = (set && set.items) || [];
+  box.hidden = items.length === 0;
+  box.replaceChildren(...items.map((s) => {
+    const b = el("button", { type: "button", "data-source": s.source },
+      el("small", {}, s.source === "llm" ? "Drafted" : "Knowledge base"), s.text);
+    b.onclick = () => { $("reply-text").value = s.text; $("reply-text").focus(); };
+    return b;
+  }));
 }
 
 function closeView() {

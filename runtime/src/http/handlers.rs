@@ -42,7 +42,11 @@ pub(crate) async fn messages_post(
     SessionKey(key): SessionKey,
     ApiJson(body): ApiJson<MessagePostBody>,
 ) -> Result<Json<TurnOutcome>, ApiError> {
-    let tags = validate_tags(body.tags)?;
+    // Omitted tags keep the session's; a list (even empty) replaces them.
+    let tags = match body.tags {
+        Some(tags) => Some(validate_tags(Some(tags))?),
+        None => None,
+    };
     let message = body.message;
     let mut inbound = build_inbound(
         key,

@@ -110,8 +110,9 @@ pub(crate) fn build_inbound(
         channel: channel.to_owned(),
         text,
         message_id,
-        // Only the REST route accepts tags; it sets them after this shared validation.
-        tags: Vec::new(),
+        // Only the REST route accepts tags; it sets them after this shared validation. `None`
+        // keeps the tags the session already has.
+        tags: None,
         stream: None,
     })
 }

@@ -541,11 +541,17 @@ async fn message_post_carries_checked_tags_to_the_session_layer() {
     let body = r#"{"text": "hi", "user": "u-9", "tags": ["vip", "b2b", "vip"]}"#;
     let answer = call(&app, post_json(MESSAGES, body)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    assert_eq!(fake.received()[0].tags, ["vip", "b2b"]);
-    // No tags, or null: none.
+    assert_eq!(
+        fake.received()[0].tags.as_deref(),
+        Some(&["vip".to_owned(), "b2b".to_owned()][..])
+    );
+    // No tags, or null: the session keeps its tags; an empty list clears them.
     call(&app, post_json(MESSAGES, r#"{"text": "a", "tags": null}"#)).await;
     call(&app, post_json(MESSAGES, r#"{"text": "b"}"#)).await;
-    assert!(fake.received()[1..].iter().all(|m| m.tags.is_empty()));
+    call(&app, post_json(MESSAGES, r#"{"text": "c", "tags": []}"#)).await;
+    let received = fake.received();
+    assert!(received[1..3].iter().all(|m| m.tags.is_none()));
+    assert_eq!(received[3].tags.as_deref(), Some(&[][..]));
 
     for bad in [r#"["VIP"]"#, r#"["a b"]"#, r#"[""]"#, r#"["会员"]"#] {
         let body = format!(r#"{{"text": "hi", "tags": {bad}}}"#);
@@ -560,7 +566,7 @@ async fn message_post_carries_checked_tags_to_the_session_layer() {
     assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     assert_eq!(
         fake.received().len(),
-        3,
+        4,
         "refused messages never reach the sessions"
     );
 }
