@@ -207,7 +207,7 @@ fn msg(session: &str, text: &str, id: &str, stream: Option<TurnStream>) -> Inbou
         channel: "ws".into(),
         text: text.into(),
         message_id: id.into(),
-        tags: Vec::new(),
+        tags: None,
         stream,
     }
 }
