@@ -1,9 +1,13 @@
 //! Aggregate generation throughput of the llama.cpp back-end with 1 and with 8 concurrent
-//! sessions on the generated `bench` preset model (random weights, ~48M parameters): batching should make 8 sessions at least 3× faster in
-//! total than one. Prints both figures and the ratio; exits non-zero below 3×.
+//! sessions on the generated `bench` preset model (random weights, ~48M parameters): batching
+//! should make 8 sessions at least 3× faster in total than one. Prints both figures and the
+//! ratio; exits non-zero below 3×.
 //!
 //! Run: `cargo bench -p kefu-models --features llama --bench llama_batching`
-//! (needs Python with gguf, tokenizers and numpy to make the model).
+//! (needs Python with gguf, tokenizers and numpy to make the model). Environment:
+//! `KEFU_LLAMA_THREADS` (default 1), `KEFU_LLAMA_QUANT` = `f32` (default) | `q8_0` | `q4_0`
+//! for the weights. Build with `RUSTFLAGS="-C target-cpu=native"` to give llama.cpp the CPU's
+//! SIMD (see docs/llm.md: without it llama.cpp is compiled for baseline x86-64).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -56,7 +60,7 @@ fn main() -> ExitCode {
     let dir = std::env::temp_dir().join(format!("kefu-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let model = dir.join("tiny.gguf");
-    let quant = std::env::var("KEFU_LLAMA_QUANT").unwrap_or_else(|_| "q8_0".into());
+    let quant = std::env::var("KEFU_LLAMA_QUANT").unwrap_or_else(|_| "f32".into());
     let mut make = std::process::Command::new("python3");
     make.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make_tiny_gguf.py"))
         .arg(&model)
