@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -45,6 +45,10 @@ use crate::handler::{DEFAULT_TENANT, TurnHandler};
 use crate::session::{SessionActor, SessionArgs, SessionMsg};
 use crate::supervisor::{SessionSupervisor, SupervisorMsg};
 use crate::telemetry::TurnMetrics;
+
+/// How long `shutdown` waits for session actors to stop (each, concurrently) and for their
+/// tasks to let go of the store.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Tunables of the session layer. Every field has a default that suits one small server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +189,9 @@ pub(crate) struct Shared<H: TurnHandler> {
     failures: DashMap<Arc<str>, VecDeque<Instant>>,
     admission: Semaphore,
     shutting_down: AtomicBool,
+    /// Live [`SessionRegistry`] handles. Every other strong reference to this state belongs to
+    /// a session actor, so `shutdown` knows the actors are gone when the count drops to this.
+    handles: AtomicUsize,
 }
 
 impl<H: TurnHandler> Shared<H> {
@@ -216,10 +223,17 @@ pub struct SessionRegistry<H: TurnHandler> {
 
 impl<H: TurnHandler> Clone for SessionRegistry<H> {
     fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
         Self {
             shared: self.shared.clone(),
             supervisor: self.supervisor.clone(),
         }
+    }
+}
+
+impl<H: TurnHandler> Drop for SessionRegistry<H> {
+    fn drop(&mut self) {
+        self.shared.handles.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -241,6 +255,7 @@ impl<H: TurnHandler> SessionRegistry<H> {
             map: DashMap::new(),
             failures: DashMap::new(),
             shutting_down: AtomicBool::new(false),
+            handles: AtomicUsize::new(1),
         });
         let weak = Arc::downgrade(&shared);
         let idle = Duration::from_secs_f64(shared.config.idle_timeout_secs);
@@ -303,16 +318,43 @@ impl<H: TurnHandler> SessionRegistry<H> {
         Err(SendError::Storage)
     }
 
-    /// Stops taking messages, stops every session actor and flushes the store.
+    /// Stops taking messages, stops every session actor, waits until they are gone and flushes
+    /// the store.
+    ///
+    /// When it returns, no session actor holds the store any more: an embedder that drops its
+    /// own handles (the runtime, the registry) can reopen the same data directory at once. A
+    /// turn in progress finishes first (actors stop between messages); the waits are bounded
+    /// (`SHUTDOWN_GRACE`) so a wedged handler cannot hang a shutdown.
     pub async fn shutdown(&self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         let keys: Vec<Arc<str>> = self.shared.map.iter().map(|e| e.key().clone()).collect();
-        for key in keys {
-            if let Some((_, e)) = self.shared.map.remove(&key) {
-                e.actor.stop(Some("shutdown".into()));
+        let actors: Vec<ActorRef<SessionMsg>> = keys
+            .iter()
+            .filter_map(|key| self.shared.map.remove(key).map(|(_, e)| e.actor))
+            .collect();
+        let stops = actors
+            .iter()
+            .map(|actor| actor.stop_and_wait(Some("shutdown".into()), Some(SHUTDOWN_GRACE)));
+        for stopped in futures::future::join_all(stops).await {
+            if let Err(e) = stopped {
+                debug!(error = %e, "Session actor did not confirm its stop");
             }
         }
-        self.supervisor.stop(Some("shutdown".into()));
+        if let Err(e) = self
+            .supervisor
+            .stop_and_wait(Some("shutdown".into()), Some(SHUTDOWN_GRACE))
+            .await
+        {
+            debug!(error = %e, "Session supervisor did not confirm its stop");
+        }
+        // ractor reports an actor stopped just before its task drops the actor (and with it the
+        // actor's reference to this state and the store): wait for those last references.
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while Arc::strong_count(&self.shared) > self.shared.handles.load(Ordering::Acquire)
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         if let Err(e) = self.shared.store.flush().await {
             warn!(error = %e, "Final flush failed");
         }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::TestServer;
 use futures::{SinkExt, StreamExt};
 use kefu_runtime::Config;
@@ -361,4 +363,42 @@ async fn metrics_show_turn_phases_and_store_flushes() {
     assert!(sample(&text, r#"kefu_store_flush_seconds_count{step="sled"}"#) >= 1.0);
     assert!(sample(&text, r#"kefu_store_flush_seconds_count{step="fdatasync"}"#) >= 1.0);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_runtime_releases_the_data_directory_at_once() {
+    // No retry: `serve` returning means no session actor holds the store any more, so the
+    // directory's lock is free for the next runtime right away (embedders restart in-process).
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    for round in 0..5 {
+        let store = kefu_runtime::open_sled(dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the directory is still locked: {e}"));
+        let engine = kefu_actors::engine::FlowEngine::load(&kefu_tests::process::shop_flows())
+            .expect("shipped bot loads");
+        let runtime = kefu_runtime::Runtime::start(&Config::default(), store, Arc::new(engine))
+            .await
+            .expect("runtime starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(runtime.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        // Several live sessions, so several actors hold the store when the stop comes.
+        for user in 0..4 {
+            let resp = client
+                .post(format!(
+                    "http://{addr}/v1/conversations/restart-{user}/messages"
+                ))
+                .json(&json!({"text": "你好", "message_id": format!("r{round}-{user}")}))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.status(), 200);
+        }
+        let _ = stop.send(());
+        served.await.expect("joins").expect("serves");
+    }
 }

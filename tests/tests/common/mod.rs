@@ -34,21 +34,9 @@ impl TestServer {
         config: Config,
         handler: Arc<H>,
     ) -> Self {
-        // A server stopped just before (a restart test) releases the directory's lock when its
-        // last session task drops the store, which may be a moment after `stop` returns: wait
-        // for it, bounded, rather than fail on a lock this process itself still holds.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let store = loop {
-            match open_sled(data_dir).await {
-                Ok(store) => break store,
-                Err(kefu_store::StoreError::Locked { .. })
-                    if std::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("store opens: {e:?}"),
-            }
-        };
+        // No retry on a locked directory: a server stopped just before (a restart test) has
+        // let go of it when its `serve` returned (see `SessionRegistry::shutdown`).
+        let store = open_sled(data_dir).await.expect("store opens");
         let runtime = Runtime::start(&config, store, handler)
             .await
             .expect("runtime starts");
