@@ -17,6 +17,8 @@ use metrics::{Counter, Histogram};
 pub const TURN_SECONDS: &str = "kefu_turn_seconds";
 /// Metric: seconds per turn phase (`phase` = `queue` | `handle` | `append`).
 pub const TURN_PHASE_SECONDS: &str = "kefu_turn_phase_seconds";
+/// Metric: seconds a skill call ran (after it got a pool worker or an inline slot), by `skill`.
+pub const SKILL_CALL_SECONDS: &str = "kefu_skill_call_seconds";
 /// Metric: turns answered, by `result` (`ok` | `error`), and messages `refused` for load.
 pub const TURNS_TOTAL: &str = "kefu_turns_total";
 

@@ -57,7 +57,7 @@ fn outcome_index(outcome: &SkillOutcome) -> usize {
 }
 
 /// A skill's live counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Metrics {
     calls: AtomicU64,
     in_flight: AtomicU64,
@@ -65,6 +65,9 @@ pub(crate) struct Metrics {
     errors: [AtomicU64; 7],
     restarts: AtomicU64,
     latency: Mutex<LatencyWindow>,
+    /// The same latencies for `/metrics` (`kefu_skill_call_seconds{skill}`); a no-op handle
+    /// until a recorder is installed.
+    seconds: metrics::Histogram,
 }
 
 /// Keeps the in-flight gauge right even when a caller's future is dropped mid-call.
@@ -77,6 +80,19 @@ impl Drop for InFlight<'_> {
 }
 
 impl Metrics {
+    /// Counters for the skill `name`, its histogram taken from the installed recorder.
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            calls: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            outcomes: Default::default(),
+            errors: Default::default(),
+            restarts: AtomicU64::new(0),
+            latency: Mutex::new(LatencyWindow::default()),
+            seconds: metrics::histogram!(crate::telemetry::SKILL_CALL_SECONDS, "skill" => name.to_owned()),
+        }
+    }
+
     /// Counts a call starting; the guard counts it finishing.
     pub(crate) fn start(&self) -> InFlight<'_> {
         self.calls.fetch_add(1, Ordering::Relaxed);
@@ -96,6 +112,7 @@ impl Metrics {
         };
         if let Some(latency) = latency {
             self.latency.lock().push(latency);
+            self.seconds.record(latency);
         }
     }
 
@@ -252,7 +269,7 @@ mod tests {
 
     #[test]
     fn every_call_is_counted_once_by_kind() {
-        let m = Metrics::default();
+        let m = Metrics::new("probe");
         for result in [
             Ok(SkillOutcome::not_found("none")),
             Err(SkillError::Timeout { ms: 5 }),

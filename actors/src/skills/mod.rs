@@ -299,7 +299,7 @@ impl SkillHost {
             skill,
             breaker: Breaker::new(config.breaker.clone()),
             config,
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(Metrics::new(&name)),
             pool: OnceCell::new(),
             inline,
             closed: AtomicBool::new(false),

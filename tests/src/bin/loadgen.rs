@@ -99,6 +99,12 @@ const SERVER_SERIES: &[(&str, &str, &str)] = &[
         "kefu_store_flush_seconds",
         r#"step="fdatasync""#,
     ),
+    ("skill:kb", "kefu_skill_call_seconds", r#"skill="kb""#),
+    (
+        "skill:orders",
+        "kefu_skill_call_seconds",
+        r#"skill="orders""#,
+    ),
 ];
 
 /// `/metrics` of the server, or `None` (an old binary, or the scrape failed: figures only).
