@@ -208,14 +208,6 @@ impl HostingConfig {
     }
 }
 
-/// Concurrent calls of the inline built-in skills when the operator sets no `pool`.
-pub(crate) mod default_pool {
-    /// `kb`: CPU-only lookups on the caller's task.
-    pub(crate) const KB: usize = 256;
-    /// `orders`: requests in flight to the order back-end.
-    pub(crate) const ORDERS: usize = 128;
-}
-
 /// Call timeouts of the built-in skills when the operator sets none.
 pub(crate) mod default_timeout {
     use std::time::Duration;
@@ -307,10 +299,6 @@ impl SkillsConfig {
             // An in-memory index lookup that never blocks: called on the session's task,
             // without the pool's two actor hops (same timeout, breaker and panic isolation).
             isolation: Isolation::Inline,
-            // Pure CPU on the caller's task: the runtime's worker threads already bound it, and
-            // a small bound only queues sessions behind each other (at 4, turns waited hundreds
-            // of milliseconds for a slot under 1,000 concurrent sessions; see BENCHMARKS.md).
-            pool: default_pool::KB,
             ..SkillConfig::default()
         })
     }
@@ -329,9 +317,9 @@ impl SkillsConfig {
             timeout,
             // Async HTTP only: inline, like `kb`.
             isolation: Isolation::Inline,
-            // Calls in flight to the order back-end: like an HTTP client's connection pool, so
-            // a busy minute does not queue turns behind 4 slow requests.
-            pool: default_pool::ORDERS,
+            // The default 4 calls in flight: raising it moved the load test's tail from waiting
+            // for a slot into every turn's CPU (BENCHMARKS.md, "orders slots"); operators size it
+            // to their back-end with `[skills.orders.hosting] pool`.
             ..SkillConfig::default()
         })
     }
