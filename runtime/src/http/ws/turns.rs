@@ -13,8 +13,8 @@
 //!   turn N+1. Pieces of a later turn that arrive early wait in that turn's own bounded channel
 //!   (which slows its generation rather than growing a buffer); a later turn that finishes early
 //!   keeps its answer in its slot.
-//! - **Bounded**: the caller stops reading the socket while [`Turns::len`] is at
-//!   [`MAX_IN_FLIGHT`], so one socket holds at most that many turns, each with at most
+//! - **Bounded**: the caller stops reading the socket while [`Turns::is_full`] (at
+//!   [`MAX_IN_FLIGHT`] frames), so one socket holds at most that many turns, each with at most
 //!   [`STREAM_BUFFER`] pieces buffered.
 //!
 //! Dropping [`Turns`] (the socket broke) drops the pending answers only: each turn is already
@@ -100,11 +100,6 @@ impl Turns {
             state,
             key,
         }
-    }
-
-    /// Frames started and not yet fully answered to the client.
-    pub(crate) fn len(&self) -> usize {
-        self.slots.len()
     }
 
     /// True when every frame read so far has been answered.
