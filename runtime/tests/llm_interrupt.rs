@@ -5,11 +5,11 @@
 //! - kefu's `Runtime` serves a bot whose flow says a `generate:` text, with the real
 //!   `OpenAiBackend` behind the `LlmService` (wired as `kefu serve` wires it);
 //! - a WebSocket client asks the slow question, gets some `delta` frames, then sends a second
-//!   message in the same conversation (from a second socket: one socket's frames are handled
-//!   one after another, so a message on it would only be read after the running turn);
-//! - the first socket gets a `retract` frame and its turn frame promptly, without the
-//!   generated text; the second gets its answer; and the remote server saw its streaming
-//!   connection dropped — the back-end call was stopped, not just ignored.
+//!   message in the same conversation: on the same socket (the web chat case: the socket reads
+//!   frames while a turn runs, so the message starts its turn at once), or from a second socket;
+//! - the generating turn ends promptly with a `retract` frame and its turn frame, without the
+//!   generated text, and the second message is answered after it; the remote server saw its
+//!   streaming connection dropped — the back-end call was stopped, not just ignored.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -347,4 +347,75 @@ async fn a_second_message_interrupts_a_streaming_generation() {
         ],
         "{view}"
     );
+}
+
+/// Frames up to and including the next turn frame: the frames before it, and the turn.
+async fn until_turn(ws: &mut Socket, within: Duration) -> (Vec<Value>, Value) {
+    let mut frames = Vec::new();
+    loop {
+        let frame = next_frame(ws, within).await;
+        if frame["type"] == "turn" {
+            return (frames, frame);
+        }
+        frames.push(frame);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_message_on_the_same_socket_interrupts_a_streaming_generation() {
+    let (remote_addr, remote) = fake_remote().await;
+    let kefu = start_kefu(remote_addr).await;
+
+    let mut ws = connect(&kefu, "c-one").await;
+    send(&mut ws, SLOW_QUESTION, "m1").await;
+    let frame = next_frame(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(frame["type"], "delta", "{frame}");
+    let shown = frame["text"].as_str().unwrap_or_default();
+    assert!(SLOW_FIRST.starts_with(shown), "{frame}");
+
+    // The user types again into the same chat while the bot is still streaming.
+    let interrupted_at = Instant::now();
+    send(&mut ws, "how do returns work", "m2").await;
+
+    // First the interrupted turn: the rest of its draft (if any), the retraction, its turn
+    // frame without generated text.
+    let (frames, turn) = until_turn(&mut ws, Duration::from_secs(5)).await;
+    let took = interrupted_at.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the interrupted turn took {took:?}"
+    );
+    assert_eq!(
+        frames.last().map(|f| f["type"].clone()),
+        Some(json!("retract")),
+        "{frames:?}"
+    );
+    assert!(
+        frames[..frames.len() - 1]
+            .iter()
+            .all(|f| f["type"] == "delta"),
+        "{frames:?}"
+    );
+    assert_eq!(turn["message_id"], "m1", "{turn}");
+    assert_eq!(replies(&turn), vec!["Let me check that for you."], "{turn}");
+
+    // Then the second message's turn, answered by the model.
+    let (frames, turn) = until_turn(&mut ws, Duration::from_secs(10)).await;
+    assert!(frames.iter().all(|f| f["type"] == "delta"), "{frames:?}");
+    assert_eq!(turn["message_id"], "m2", "{turn}");
+    assert_eq!(
+        replies(&turn),
+        vec!["Let me check that for you.", FAST_ANSWER],
+        "{turn}"
+    );
+
+    assert!(
+        eventually(Duration::from_secs(5), || remote
+            .dropped
+            .load(Ordering::SeqCst))
+        .await,
+        "the remote's slow stream was never dropped"
+    );
+    assert!(!remote.completed.load(Ordering::SeqCst));
+    assert_eq!(remote.requests.load(Ordering::SeqCst), 2);
 }

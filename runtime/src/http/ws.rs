@@ -2,8 +2,8 @@
 //!
 //! Protocol: the client sends text frames, either JSON `{"text": "...", "message_id"?: "..."}` or
 //! a bare text (anything not starting with `{`) that is taken as the message text. The server
-//! answers every frame, in order, with `{"type":"turn", ...}` (the same fields as the REST
-//! response) or `{"type":"error","code":...,"message":...}`.
+//! answers every frame with `{"type":"turn", ...}` (the same fields as the REST response) or
+//! `{"type":"error","code":...,"message":...}`.
 //!
 //! While a turn's flow generates text that it says (a `generate:` step without `save:`), the
 //! moderated text streams ahead of the turn frame as `{"type":"delta","text":"..."}` frames; a
@@ -17,24 +17,37 @@
 //! message `{"type":"agent_message","agent","text","seq","at_ms"}` and desk notices
 //! `{"type":"notice","text","at_ms"}` (an agent joined, the bot is back, a rating question).
 //!
-//! Invariants: one socket's messages are handled strictly one after another (the next frame is
-//! not read before the previous turn is answered), which is what the session layer's ordering
-//! promise needs from a channel; a bad frame costs an error frame, never the connection; a frame
-//! or message over `max_ws_frame_bytes` is refused by the WebSocket codec before it is buffered,
-//! answered with an error frame and a close with code 1009, because the codec cannot skip the
-//! rest of it; a panic while handling a frame is answered with an `internal_error` frame. Pings
-//! are answered by the codec itself.
+//! **Ordering invariant.** The socket keeps reading frames while turns run, and each text frame
+//! starts its turn at once, so a message typed while the bot streams reaches the session layer
+//! immediately and interrupts the running generation there. Turns start in frame order (each
+//! one's call into the session layer has begun before the next frame is read), and they are
+//! answered strictly in frame order: every `delta`/`retract` of turn N, then turn N's `turn` or
+//! `error` frame, and only then any frame of turn N+1 (see [`turns`]). Desk pushes are not
+//! turns: they go out as they come while no turn is in flight, and otherwise right after the
+//! socket's turns are answered. At most [`turns::MAX_IN_FLIGHT`] frames are in flight per
+//! socket; at that bound the socket is not read until one is answered (back-pressure).
+//!
+//! Other invariants: a bad frame costs an error frame (in its place in the order), never the
+//! connection; a frame or message over `max_ws_frame_bytes` is refused by the WebSocket codec
+//! before it is buffered, and since the codec cannot skip the rest of it the socket reads no
+//! more: the frames before it are answered, then an error frame and a close with code 1009; a
+//! panic while handling a frame is answered with an `internal_error` frame. Pings are answered
+//! by the codec itself while the socket is read. A socket that breaks drops the answers still
+//! pending; their turns complete in the session layer all the same.
 //!
 //! Closing: a socket that has received no frame (text, binary, ping, pong) for
-//! `ws_idle_timeout_secs` is closed with 1000 "idle timeout"; on server shutdown every socket is
-//! closed with 1001 "going away" once its current turn has been answered, and [`serve`] waits
-//! (bounded by [`CLOSE_GRACE`]) until each socket has finished its close handshake, so clients
-//! see a clean close instead of a reset. [`LiveSockets`] is the shared handle for both.
+//! `ws_idle_timeout_secs`, and has no turn in flight, is closed with 1000 "idle timeout" (the
+//! time counts from the later of the last frame and the last answer); on server shutdown no
+//! further frame is read, the turns in flight are answered, and the socket is closed with 1001
+//! "going away"; [`serve`] waits (bounded by [`CLOSE_GRACE`]) until each socket has finished its
+//! close handshake, so clients see a clean close instead of a reset. [`LiveSockets`] is the
+//! shared handle for both.
 //!
 //! [`serve`]: super::serve
 
+mod turns;
+
 use std::error::Error as _;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,18 +55,16 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
-use futures::FutureExt;
-use kefu_actors::api::{TurnOutcome, TurnStream};
-use kefu_actors::llm::StreamPiece;
-use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
+#[cfg(test)]
+pub(crate) use self::turns::MAX_IN_FLIGHT as MAX_TURNS_IN_FLIGHT;
+use self::turns::Turns;
 use super::AppState;
-use super::error::{ApiError, panic_response};
-use super::extract::{SessionKey, parse_json};
-use super::inbound::{MessageBody, build_inbound, channel};
+use super::error::ApiError;
+use super::extract::SessionKey;
 
 /// How long a closing socket waits for the client's close frame, and how long shutdown waits
 /// for all sockets to finish closing. A client that never answers cannot hold the server up.
@@ -99,27 +110,6 @@ impl LiveSockets {
     }
 }
 
-/// `{"type":"turn", ...TurnOutcome}`.
-#[derive(Serialize)]
-struct TurnFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(flatten)]
-    turn: &'a TurnOutcome,
-}
-
-/// `{"type":"delta","text"}` and `{"type":"retract"}`: generated text streamed ahead of the turn.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum StreamFrame<'a> {
-    Delta { text: &'a str },
-    Retract,
-}
-
-/// Stream pieces buffered between the model and the socket. Small on purpose: a client that
-/// reads slowly slows its own generation down instead of growing a buffer.
-const STREAM_BUFFER: usize = 32;
-
 /// Upgrades the connection; handshake errors are answered with our JSON error shape.
 pub(crate) async fn ws_get(
     State(state): State<AppState>,
@@ -147,18 +137,26 @@ pub(crate) async fn ws_get(
 /// What woke the socket loop (the select only picks; the work happens outside it, so no
 /// borrow of the shutdown flag is held across a send).
 enum Incoming {
+    /// Shutdown began.
+    Shutdown,
+    /// The client went quiet for the configured time, with nothing in flight.
+    Idle,
+    /// The next frame of the turns in flight, in their order.
+    Answer(String),
     /// A frame the desk pushes to the user.
     Push(String),
     /// What the client sent (or the end of the stream).
     Client(Option<Result<Message, axum::Error>>),
 }
 
-/// Why the server ends a socket by itself.
+/// How the server ends a socket by itself, once its turns in flight are answered.
 enum Ending {
-    /// The client went quiet for the configured time.
+    /// The client went quiet for the configured time: 1000 "idle timeout".
     Idle,
-    /// The server is shutting down.
+    /// The server is shutting down: 1001 "going away".
     Shutdown,
+    /// The client sent a frame over the size limit: an error frame and 1009.
+    Oversized,
 }
 
 /// Runs one socket until the client closes it, it breaks, it idles out or the server stops.
@@ -170,55 +168,71 @@ async fn session(mut socket: WebSocket, state: AppState, key: String) {
         .agents
         .as_ref()
         .map(|agents| agents.desk().subscribe_user(&key));
+    let max_frame_bytes = state.config.max_ws_frame_bytes;
     let idle_limit = state.config.ws_idle_timeout();
     let mut deadline = idle_limit.map(|limit| Instant::now() + limit);
+    let mut turns = Turns::new(state, key.clone());
+    // Set once the socket must stop reading: the loop then only answers the turns in flight.
+    let mut ending: Option<Ending> = None;
     let ending = loop {
+        if ending.is_some() && turns.is_empty() {
+            break ending;
+        }
+        let reading = ending.is_none();
         let event = tokio::select! {
             // Shutdown first: once it began, no further frame starts a turn.
             biased;
-            _ = closing.wait_for(|closing| *closing) => break Some(Ending::Shutdown),
-            () = sleep_until(deadline) => break Some(Ending::Idle),
-            // An agent's message (human mode) goes out as soon as the desk pushes it.
-            frame = next_push(&mut pushes) => Incoming::Push(frame),
-            received = socket.recv() => Incoming::Client(received),
+            _ = closing.wait_for(|closing| *closing), if reading => Incoming::Shutdown,
+            // A socket with turns in flight is waiting on us, not idle.
+            () = sleep_until(deadline), if reading && turns.is_empty() => Incoming::Idle,
+            // Answers before new frames: the oldest turn's frames go out as they come.
+            frame = turns.next() => Incoming::Answer(frame),
+            // Desk pushes go out as they come between turns; while turns are in flight they
+            // wait, so a push a turn caused (the join notice after a hand-off) follows that
+            // turn's answer, as it did when the socket ran one turn at a time.
+            frame = next_push(&mut pushes), if turns.is_empty() => Incoming::Push(frame),
+            // At the in-flight bound the socket is not read: the client's frames wait in TCP.
+            received = socket.recv(), if reading && !turns.is_full() => Incoming::Client(received),
         };
-        let received = match event {
-            Incoming::Push(frame) => {
-                if let Err(err) = socket.send(Message::Text(Utf8Bytes::from(frame))).await {
-                    tracing::debug!(session = %key, error = %err, "WebSocket push failed");
-                    break None;
-                }
+        let reply = match event {
+            Incoming::Shutdown => {
+                ending = Some(Ending::Shutdown);
                 continue;
             }
-            Incoming::Client(received) => received,
-        };
-        let Some(received) = received else {
-            break None;
-        };
-        if let Some(limit) = idle_limit {
-            deadline = Some(Instant::now() + limit);
-        }
-        let reply = match received {
-            Ok(Message::Text(text)) => {
-                match streamed_turn(&mut socket, &state, &key, text.as_str()).await {
-                    Ok(reply) => reply,
+            Incoming::Idle => break Some(Ending::Idle),
+            Incoming::Answer(frame) => {
+                if turns.is_empty()
+                    && let Some(limit) = idle_limit
+                {
+                    // Idle time counts from the last answer, not from the frame it answered.
+                    deadline = Some(Instant::now() + limit);
+                }
+                frame
+            }
+            Incoming::Push(frame) => frame,
+            Incoming::Client(None) => break None,
+            Incoming::Client(Some(received)) => {
+                if let Some(limit) = idle_limit {
+                    deadline = Some(Instant::now() + limit);
+                }
+                match received {
+                    Ok(Message::Text(text)) => turns.start(text.as_str().to_owned()).await,
+                    Ok(Message::Binary(_)) => {
+                        turns.answered(ApiError::UnsupportedFrame.to_ws_frame());
+                    }
+                    // The codec answers pings and closes itself; after a close, the next `recv`
+                    // flushes the reply and returns `None`, so keep looping rather than
+                    // dropping the socket.
+                    Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_)) => {}
+                    // The codec cannot skip the rest of an oversized frame: read no more,
+                    // answer the frames before it, then refuse it.
+                    Err(err) if is_capacity_error(&err) => ending = Some(Ending::Oversized),
                     Err(err) => {
-                        tracing::debug!(session = %key, error = %err, "WebSocket stream write failed");
+                        tracing::debug!(session = %key, error = %err, "WebSocket read failed");
                         break None;
                     }
                 }
-            }
-            Ok(Message::Binary(_)) => ApiError::UnsupportedFrame.to_ws_frame(),
-            // The codec answers pings and closes itself; after a close, the next `recv` flushes
-            // the reply and returns `None`, so keep looping rather than dropping the socket.
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_)) => continue,
-            Err(err) => {
-                if is_capacity_error(&err) {
-                    refuse_oversized(&mut socket, state.config.max_ws_frame_bytes).await;
-                } else {
-                    tracing::debug!(session = %key, error = %err, "WebSocket read failed");
-                }
-                break None;
+                continue;
             }
         };
         if let Err(err) = socket.send(Message::Text(Utf8Bytes::from(reply))).await {
@@ -232,6 +246,7 @@ async fn session(mut socket: WebSocket, state: AppState, key: String) {
             close(socket, close_code::NORMAL, "idle timeout").await;
         }
         Some(Ending::Shutdown) => close(socket, close_code::AWAY, "going away").await,
+        Some(Ending::Oversized) => refuse_oversized(&mut socket, max_frame_bytes).await,
         None => {}
     }
     tracing::debug!(session = %key, "WebSocket closed");
@@ -286,105 +301,6 @@ async fn next_push(
             Err(RecvError::Closed) => return std::future::pending().await,
         }
     }
-}
-
-/// Handles one text frame: streams the turn's generated text to the socket while the turn runs,
-/// then returns the turn frame to answer with. Fails only when the socket does.
-async fn streamed_turn(
-    socket: &mut WebSocket,
-    state: &AppState,
-    key: &str,
-    frame: &str,
-) -> Result<String, axum::Error> {
-    let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
-    let answer = turn_frame(state, key, frame, TurnStream::new(tx));
-    tokio::pin!(answer);
-    let reply = loop {
-        tokio::select! {
-            // Pieces first: each one was sent before the turn could end.
-            biased;
-            piece = rx.recv() => match piece {
-                Some(piece) => send_piece(socket, &piece).await?,
-                // Every sender is gone: nothing more will stream.
-                None => break answer.await,
-            },
-            reply = &mut answer => break reply,
-        }
-    };
-    // The service awaits each send, so every piece of the turn is queued by now.
-    while let Ok(piece) = rx.try_recv() {
-        send_piece(socket, &piece).await?;
-    }
-    Ok(reply)
-}
-
-/// Sends one streamed piece as its frame.
-async fn send_piece(socket: &mut WebSocket, piece: &StreamPiece) -> Result<(), axum::Error> {
-    let frame = match piece {
-        StreamPiece::Delta(text) => StreamFrame::Delta { text },
-        StreamPiece::Retract => StreamFrame::Retract,
-    };
-    match serde_json::to_string(&frame) {
-        Ok(text) => socket.send(Message::Text(Utf8Bytes::from(text))).await,
-        Err(err) => {
-            // Unreachable for these shapes; a lost delta is repaired by the turn frame.
-            tracing::error!(error = %err, "Could not serialise a stream frame");
-            Ok(())
-        }
-    }
-}
-
-/// Handles one text frame and returns the frame to answer with.
-async fn turn_frame(state: &AppState, key: &str, frame: &str, stream: TurnStream) -> String {
-    // The HTTP panic guard does not reach into upgraded connections: without this, a panic in
-    // the session layer would silently drop the socket instead of answering `internal_error`.
-    let result = AssertUnwindSafe(turn(state, key, frame, stream))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| {
-            drop(panic_response(panic));
-            Err(ApiError::Internal)
-        });
-    match result {
-        Ok(outcome) => {
-            let frame = TurnFrame {
-                kind: "turn",
-                turn: &outcome,
-            };
-            serde_json::to_string(&frame).unwrap_or_else(|err| {
-                tracing::error!(session = %key, error = %err, "Could not serialise a turn");
-                ApiError::Internal.to_ws_frame()
-            })
-        }
-        Err(err) => err.to_ws_frame(),
-    }
-}
-
-async fn turn(
-    state: &AppState,
-    key: &str,
-    frame: &str,
-    stream: TurnStream,
-) -> Result<TurnOutcome, ApiError> {
-    let body = if frame.trim_start().starts_with('{') {
-        parse_json::<MessageBody>(frame.as_bytes())?
-    } else {
-        MessageBody {
-            text: Some(frame.to_owned()),
-            message_id: None,
-            user: None,
-        }
-    };
-    let mut inbound = build_inbound(
-        key.to_owned(),
-        body.user,
-        channel::WS,
-        body.text,
-        body.message_id,
-        state.config.max_message_chars,
-    )?;
-    inbound.stream = Some(stream);
-    Ok(state.conversations.send(inbound).await?)
 }
 
 /// True when the codec refused a frame or message for its size.

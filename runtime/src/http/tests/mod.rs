@@ -22,6 +22,7 @@ use kefu_actors::api::{
     ConversationView, Conversations, Inbound, NluView, Reply, SendError, TranscriptEntry,
     TurnOutcome,
 };
+use kefu_actors::llm::StreamPiece;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -33,6 +34,11 @@ const PANIC_TEXT: &str = "__panic__";
 const SLOW_PREFIX: &str = "slow";
 /// Texts starting with this get two replies, to test list shapes.
 const MULTI_PREFIX: &str = "multi";
+/// Texts starting with this are answered only once the gate is open, to hold turns in flight.
+const GATE_PREFIX: &str = "gate";
+/// Texts starting with this stream each following word as a delta (`!` as a retraction) before
+/// they are answered, to test streamed frames.
+const STREAM_PREFIX: &str = "stream ";
 
 /// In-memory stand-in for the session layer.
 #[derive(Default)]
@@ -42,6 +48,8 @@ pub(super) struct FakeConversations {
     outcomes: Mutex<HashMap<(String, String), TurnOutcome>>,
     not_ready: AtomicBool,
     last_limit: Mutex<Option<usize>>,
+    /// Gated turns wait until this is `true`.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 impl FakeConversations {
@@ -60,6 +68,11 @@ impl FakeConversations {
         self.not_ready.store(!ready, Ordering::SeqCst);
     }
 
+    /// Opens (or closes) the gate that turns of [`GATE_PREFIX`] texts wait on.
+    pub(super) fn set_gate(&self, open: bool) {
+        self.gate.send_replace(open);
+    }
+
     /// The transcript limit of the last `conversation` call.
     pub(super) fn last_limit(&self) -> Option<usize> {
         *self.last_limit.lock().unwrap()
@@ -73,42 +86,35 @@ impl Conversations for FakeConversations {
         if let Some(err) = self.fail_with.lock().unwrap().clone() {
             return Err(err);
         }
+        // Like the session registry, the double takes the message at once (on the call's first
+        // poll) and does the slow part afterwards, so `received` is the order of arrival.
+        let id = (msg.session.clone(), msg.message_id.clone());
+        let stored = self.outcomes.lock().unwrap().get(&id).cloned();
+        let outcome = match stored {
+            Some(done) => TurnOutcome {
+                duplicate: true,
+                ..done
+            },
+            None => self.take(&msg),
+        };
         if msg.text.starts_with(SLOW_PREFIX) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let id = (msg.session.clone(), msg.message_id.clone());
-        if let Some(done) = self.outcomes.lock().unwrap().get(&id) {
-            return Ok(TurnOutcome {
-                duplicate: true,
-                ..done.clone()
-            });
+        if msg.text.starts_with(GATE_PREFIX) {
+            let mut open = self.gate.subscribe();
+            let _ = open.wait_for(|open| *open).await;
         }
-        let mut received = self.received.lock().unwrap();
-        received.push(msg.clone());
-        let seq = received.iter().filter(|m| m.session == msg.session).count() as u64;
-        let mut replies = vec![Reply {
-            text: format!("echo: {}", msg.text),
-        }];
-        if msg.text.starts_with(MULTI_PREFIX) {
-            replies.push(Reply {
-                text: "second".into(),
-            });
+        if let (Some(pieces), Some(rest)) = (&msg.stream, msg.text.strip_prefix(STREAM_PREFIX)) {
+            for word in rest.split_whitespace() {
+                let piece = if word == "!" {
+                    StreamPiece::Retract
+                } else {
+                    StreamPiece::Delta(word.to_owned())
+                };
+                // A socket that went away stops listening; the turn still completes.
+                let _ = pieces.sender().send(piece).await;
+            }
         }
-        let outcome = TurnOutcome {
-            session: msg.session,
-            message_id: msg.message_id,
-            replies,
-            duplicate: false,
-            seq,
-            nlu: Some(NluView {
-                intent: Some("echo".into()),
-                confidence: 0.5,
-                lang: "en".into(),
-            }),
-            active_flow: None,
-            failed: false,
-        };
-        self.outcomes.lock().unwrap().insert(id, outcome.clone());
         Ok(outcome)
     }
 
@@ -150,6 +156,40 @@ impl Conversations for FakeConversations {
 
     fn ready(&self) -> bool {
         !self.not_ready.load(Ordering::SeqCst)
+    }
+}
+
+impl FakeConversations {
+    /// Records a new message and builds its (echo) outcome.
+    fn take(&self, msg: &Inbound) -> TurnOutcome {
+        let mut received = self.received.lock().unwrap();
+        received.push(msg.clone());
+        let seq = received.iter().filter(|m| m.session == msg.session).count() as u64;
+        let mut replies = vec![Reply {
+            text: format!("echo: {}", msg.text),
+        }];
+        if msg.text.starts_with(MULTI_PREFIX) {
+            replies.push(Reply {
+                text: "second".into(),
+            });
+        }
+        let outcome = TurnOutcome {
+            session: msg.session.clone(),
+            message_id: msg.message_id.clone(),
+            replies,
+            duplicate: false,
+            seq,
+            nlu: Some(NluView {
+                intent: Some("echo".into()),
+                confidence: 0.5,
+                lang: "en".into(),
+            }),
+            active_flow: None,
+            failed: false,
+        };
+        let id = (msg.session.clone(), msg.message_id.clone());
+        self.outcomes.lock().unwrap().insert(id, outcome.clone());
+        outcome
     }
 }
 

@@ -343,3 +343,195 @@ async fn idle_sockets_are_closed_with_1000_and_active_ones_stay_open() {
     assert_eq!(code, CloseCode::Normal);
     server.stop().await;
 }
+
+/// Waits (bounded) until `cond` holds.
+async fn eventually(cond: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cond()
+}
+
+/// No frame arrives within `within`.
+async fn assert_quiet(client: &mut Client, within: Duration) {
+    if let Ok(frame) = tokio::time::timeout(within, client.next()).await {
+        panic!("expected no frame yet, got {frame:?}");
+    }
+}
+
+#[tokio::test]
+async fn frames_start_their_turns_at_once_and_are_answered_in_order() {
+    let server = Server::start(HttpConfig::default()).await;
+    let mut client = server.connect("gina/ws").await;
+    send_text(&mut client, r#"{"text": "gate 1", "message_id": "g-1"}"#).await;
+    send_text(
+        &mut client,
+        r#"{"text": "stream a b", "message_id": "g-2"}"#,
+    )
+    .await;
+    client
+        .send(Message::binary(b"bytes".to_vec()))
+        .await
+        .unwrap();
+    send_text(&mut client, r#"{"text": "three", "message_id": "g-3"}"#).await;
+
+    // Every message reached the session layer while the first is still running...
+    assert!(
+        eventually(|| server.fake.received().len() == 3).await,
+        "{:?}",
+        server.fake.received()
+    );
+    let received: Vec<String> = server.fake.received().into_iter().map(|m| m.text).collect();
+    assert_eq!(received, ["gate 1", "stream a b", "three"]);
+    // ...but nothing is answered before the first turn: the later ones, done already, wait.
+    assert_quiet(&mut client, Duration::from_millis(200)).await;
+
+    server.fake.set_gate(true);
+    let mut frames = Vec::new();
+    for _ in 0..6 {
+        frames.push(next_json(&mut client).await);
+    }
+    let shapes: Vec<(String, String)> = frames
+        .iter()
+        .map(|f| {
+            let kind = f["type"].as_str().unwrap_or_default().to_owned();
+            let detail = match kind.as_str() {
+                "turn" => f["message_id"].as_str(),
+                "delta" => f["text"].as_str(),
+                _ => f["code"].as_str(),
+            };
+            (kind, detail.unwrap_or_default().to_owned())
+        })
+        .collect();
+    let expected = [
+        ("turn", "g-1"),
+        ("delta", "a"),
+        ("delta", "b"),
+        ("turn", "g-2"),
+        ("error", "unsupported_frame"),
+        ("turn", "g-3"),
+    ]
+    .map(|(k, d)| (k.to_owned(), d.to_owned()));
+    assert_eq!(shapes, expected, "{frames:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_socket_is_not_read_until_a_turn_is_answered() {
+    use crate::http::ws::MAX_TURNS_IN_FLIGHT as MAX;
+    let server = Server::start(HttpConfig::default()).await;
+    let mut client = server.connect("hal/ws").await;
+    for i in 0..MAX + 2 {
+        send_text(&mut client, &format!("gate {i}")).await;
+    }
+    assert!(eventually(|| server.fake.received().len() == MAX).await);
+    // The frames beyond the bound stay unread while the bound is reached.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.fake.received().len(), MAX);
+
+    server.fake.set_gate(true);
+    for i in 0..MAX + 2 {
+        let turn = next_json(&mut client).await;
+        assert_eq!(
+            turn["replies"][0]["text"],
+            format!("echo: gate {i}"),
+            "{turn}"
+        );
+    }
+    assert_eq!(server.fake.received().len(), MAX + 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_answers_every_turn_in_flight_before_1001() {
+    let server = Server::start(HttpConfig::default()).await;
+    let fake = server.fake.clone();
+    let mut client = server.connect("ivy/ws").await;
+    send_text(&mut client, "gate 1").await;
+    send_text(&mut client, "gate 2").await;
+    assert!(eventually(|| fake.received().len() == 2).await);
+
+    let stopping = tokio::spawn(server.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shutdown began: a frame sent now starts no turn.
+    send_text(&mut client, "too late").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    fake.set_gate(true);
+    for text in ["gate 1", "gate 2"] {
+        let turn = next_json(&mut client).await;
+        assert_eq!(turn["replies"][0]["text"], format!("echo: {text}"));
+    }
+    let (code, _) = expect_close(&mut client, Duration::from_secs(5)).await;
+    assert_eq!(code, CloseCode::Away);
+    stopping.await.unwrap();
+    assert_eq!(fake.received().len(), 2, "{:?}", fake.received());
+}
+
+#[tokio::test]
+async fn a_socket_with_a_turn_in_flight_is_not_idle() {
+    let config = HttpConfig {
+        ws_idle_timeout_secs: 1,
+        ..HttpConfig::default()
+    };
+    let server = Server::start(config).await;
+    let mut client = server.connect("jo/ws").await;
+    send_text(&mut client, "gate").await;
+    // Well past the idle limit with the turn still running: the socket stays open.
+    assert_quiet(&mut client, Duration::from_millis(1500)).await;
+    server.fake.set_gate(true);
+    let answered = std::time::Instant::now();
+    assert_eq!(next_json(&mut client).await["type"], "turn");
+    // Idle time counts from the answer.
+    let (code, _) = expect_close(&mut client, Duration::from_secs(5)).await;
+    assert_eq!(code, CloseCode::Normal);
+    let waited = answered.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_frame_after_turns_in_flight_is_refused_after_their_answers() {
+    let server = Server::start(HttpConfig {
+        max_ws_frame_bytes: 1024,
+        ..HttpConfig::default()
+    })
+    .await;
+    let mut client = server.connect("kim/ws").await;
+    send_text(&mut client, "gate").await;
+    send_text(&mut client, &"x".repeat(4096)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.fake.set_gate(true);
+    let turn = next_json(&mut client).await;
+    assert_eq!(turn["replies"][0]["text"], "echo: gate");
+    let error = next_json(&mut client).await;
+    assert_eq!(error["code"], "frame_too_large");
+    match tokio::time::timeout(Duration::from_secs(5), client.next()).await {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_socket_drops_its_pending_answers_but_not_its_turns() {
+    let server = Server::start(HttpConfig::default()).await;
+    let mut client = server.connect("lee/ws").await;
+    send_text(&mut client, "gate one").await;
+    send_text(&mut client, "two").await;
+    assert!(eventually(|| server.fake.received().len() == 2).await);
+    drop(client);
+    server.fake.set_gate(true);
+    // The session layer took both; another socket of the conversation carries on.
+    let mut again = server.connect("lee/ws").await;
+    send_text(&mut again, "three").await;
+    let turn = next_json(&mut again).await;
+    assert_eq!(turn["seq"], 3, "{turn}");
+    server.stop().await;
+}
