@@ -11,6 +11,8 @@
 //!   generated text, and the second message is answered after it; the remote server saw its
 //!   streaming connection dropped — the back-end call was stopped, not just ignored.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,13 +24,8 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use futures::{SinkExt, StreamExt};
-use kefu_actors::engine::FlowEngine;
-use kefu_models::llm::OpenAiConfig;
-use kefu_runtime::{Config, Runtime};
-use kefu_store::{MemoryStore, Store};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use support::llm::{Kefu, serve_remote, sse_chunk, start_kefu};
 use tokio_tungstenite::tungstenite::Message;
 
 const BOT: &str = r#"
@@ -88,18 +85,6 @@ impl Drop for DropGuard {
     }
 }
 
-fn chunk(piece: &str, first: bool, done: bool) -> String {
-    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1,
-        "model": "m", "choices": [{"index": 0,
-        "delta": if first { json!({"role": "assistant", "content": piece}) } else { json!({"content": piece}) },
-        "finish_reason": if done { json!("stop") } else { Value::Null }}]});
-    let mut text = format!("data: {chunk}\n\n");
-    if done {
-        text.push_str("data: [DONE]\n\n");
-    }
-    text
-}
-
 async fn chat(State(remote): State<Arc<Remote>>, body: String) -> Response {
     remote.requests.fetch_add(1, Ordering::SeqCst);
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
@@ -116,20 +101,20 @@ async fn chat(State(remote): State<Arc<Remote>>, body: String) -> Response {
             .unwrap_or_default()
     };
     if user != SLOW_QUESTION {
-        let text = chunk(FAST_ANSWER, true, false) + &chunk("", false, true);
+        let text = sse_chunk(FAST_ANSWER, true, false) + &sse_chunk("", false, true);
         return sse(Body::from(text));
     }
     let guard = DropGuard(remote.clone());
     let events = futures::stream::unfold((0usize, guard), |(i, guard)| async move {
         let text = match i {
-            0 => chunk(SLOW_FIRST, true, false),
+            0 => sse_chunk(SLOW_FIRST, true, false),
             n if n < SLOW_CHUNKS => {
                 tokio::time::sleep(SLOW_EVERY).await;
-                chunk("and ", false, false)
+                sse_chunk("and ", false, false)
             }
             n if n == SLOW_CHUNKS => {
                 guard.0.completed.store(true, Ordering::SeqCst);
-                chunk("", false, true)
+                sse_chunk("", false, true)
             }
             _ => return None,
         };
@@ -143,59 +128,7 @@ async fn fake_remote() -> (SocketAddr, Arc<Remote>) {
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
         .with_state(remote.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, remote)
-}
-
-/// A kefu runtime serving the test bot with the remote model; stops when dropped.
-struct Kefu {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_kefu(remote: SocketAddr) -> Kefu {
-    let dir = tempfile::tempdir().unwrap();
-    let bot = dir.path().join("bot");
-    std::fs::create_dir(&bot).unwrap();
-    std::fs::write(bot.join("bot.yaml"), BOT).unwrap();
-    let mut cfg = Config {
-        data_dir: dir.path().join("data"),
-        flows: bot.clone(),
-        ..Config::default()
-    };
-    cfg.llm.remote = Some(OpenAiConfig {
-        base_url: format!("http://{remote}/v1"),
-        api_key: String::new(),
-        model: "m".into(),
-        timeout_ms: 30_000,
-        stream_idle_ms: 30_000,
-        tokenizer: None,
-    });
-    cfg.validate(std::path::Path::new("<test>")).unwrap();
-    let backends = cfg.llm.backends().build().unwrap();
-    let service = cfg
-        .llm
-        .build_service(&backends)
-        .expect("a back-end is configured");
-    let engine = FlowEngine::load(&bot).unwrap().with_llm(service);
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let runtime = Runtime::start(&cfg, store, Arc::new(engine)).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(runtime.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Kefu {
-        addr,
-        _stop: stop,
-        _dir: dir,
-    }
+    (serve_remote(app).await, remote)
 }
 
 type Socket =
@@ -251,7 +184,7 @@ async fn eventually(within: Duration, cond: impl Fn() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_message_interrupts_a_streaming_generation() {
     let (remote_addr, remote) = fake_remote().await;
-    let kefu = start_kefu(remote_addr).await;
+    let kefu = start_kefu(BOT, remote_addr, 30_000).await;
 
     let mut first = connect(&kefu, "c-int").await;
     send(&mut first, SLOW_QUESTION, "m1").await;
@@ -364,7 +297,7 @@ async fn until_turn(ws: &mut Socket, within: Duration) -> (Vec<Value>, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_message_on_the_same_socket_interrupts_a_streaming_generation() {
     let (remote_addr, remote) = fake_remote().await;
-    let kefu = start_kefu(remote_addr).await;
+    let kefu = start_kefu(BOT, remote_addr, 30_000).await;
 
     let mut ws = connect(&kefu, "c-one").await;
     send(&mut ws, SLOW_QUESTION, "m1").await;

@@ -7,6 +7,8 @@
 //!   reply is their concatenation; an HTTP POST gets the whole reply only;
 //! - the remote saw the step's prompt and passage, and the user's phone number masked.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,13 +19,8 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use futures::{SinkExt, StreamExt};
-use kefu_actors::engine::FlowEngine;
-use kefu_models::llm::OpenAiConfig;
-use kefu_runtime::{Config, Runtime};
-use kefu_store::{MemoryStore, Store};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use support::llm::{serve_remote, sse_chunk, start_kefu};
 use tokio_tungstenite::tungstenite::Message;
 
 const BOT: &str = r#"
@@ -79,19 +76,11 @@ async fn chat(State(seen): State<Seen>, body: String) -> Response {
     let chars: Vec<char> = answer.chars().collect();
     let mut chunks: Vec<String> = chars.chunks(8).map(|c| c.iter().collect()).collect();
     chunks.push(String::new());
-    let events = futures::stream::iter(chunks.into_iter().enumerate()).then(|(i, piece)| async move {
-        tokio::time::sleep(Duration::from_millis(15)).await;
-        let done = piece.is_empty();
-        let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1,
-            "model": "m", "choices": [{"index": 0,
-            "delta": if i == 0 { json!({"role": "assistant", "content": piece}) } else { json!({"content": piece}) },
-            "finish_reason": if done { json!("stop") } else { Value::Null }}]});
-        let mut text = format!("data: {chunk}\n\n");
-        if done {
-            text.push_str("data: [DONE]\n\n");
-        }
-        Ok::<_, std::convert::Infallible>(text)
-    });
+    let events =
+        futures::stream::iter(chunks.into_iter().enumerate()).then(|(i, piece)| async move {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            Ok::<_, std::convert::Infallible>(sse_chunk(&piece, i == 0, piece.is_empty()))
+        });
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(events))
@@ -103,59 +92,7 @@ async fn fake_remote() -> (SocketAddr, Seen) {
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
         .with_state(seen.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, seen)
-}
-
-/// A kefu runtime serving the test bot with the remote model; stops when dropped.
-struct Kefu {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_kefu(remote: SocketAddr) -> Kefu {
-    let dir = tempfile::tempdir().unwrap();
-    let bot = dir.path().join("bot");
-    std::fs::create_dir(&bot).unwrap();
-    std::fs::write(bot.join("bot.yaml"), BOT).unwrap();
-    let mut cfg = Config {
-        data_dir: dir.path().join("data"),
-        flows: bot.clone(),
-        ..Config::default()
-    };
-    cfg.llm.remote = Some(OpenAiConfig {
-        base_url: format!("http://{remote}/v1"),
-        api_key: String::new(),
-        model: "m".into(),
-        timeout_ms: 3000,
-        stream_idle_ms: 3000,
-        tokenizer: None,
-    });
-    cfg.validate(std::path::Path::new("<test>")).unwrap();
-    let backends = cfg.llm.backends().build().unwrap();
-    let service = cfg
-        .llm
-        .build_service(&backends)
-        .expect("a back-end is configured");
-    let engine = FlowEngine::load(&bot).unwrap().with_llm(service);
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let runtime = Runtime::start(&cfg, store, Arc::new(engine)).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(runtime.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Kefu {
-        addr,
-        _stop: stop,
-        _dir: dir,
-    }
+    (serve_remote(app).await, seen)
 }
 
 const QUESTION: &str = "what is your return policy? call me at 13812345678";
@@ -163,7 +100,7 @@ const QUESTION: &str = "what is your return policy? call me at 13812345678";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_turns_stream_deltas_then_the_whole_reply() {
     let (remote, seen) = fake_remote().await;
-    let kefu = start_kefu(remote).await;
+    let kefu = start_kefu(BOT, remote, 3000).await;
     let url = format!("ws://{}/v1/conversations/c-ws/ws", kefu.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     ws.send(Message::Text(json!({"text": QUESTION}).to_string().into()))
@@ -228,7 +165,7 @@ async fn websocket_turns_stream_deltas_then_the_whole_reply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_turns_get_the_whole_reply() {
     let (remote, seen) = fake_remote().await;
-    let kefu = start_kefu(remote).await;
+    let kefu = start_kefu(BOT, remote, 3000).await;
     let res = reqwest::Client::new()
         .post(format!(
             "http://{}/v1/conversations/c-http/messages",
