@@ -15,23 +15,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::llm::{FnBackend, hung_stream, service_over, text_stream, unavailable};
 use common::periodic_check;
 use kefu_actors::agents::{
     AgentAccount, AgentPush, Desk, DeskConfig, DeskConversations, Presence, Router, Suggestion,
     SuggestionSource, SummarySource, SystemClock,
 };
 use kefu_actors::engine::{CompiledBot, FlowEngine};
-use kefu_actors::llm::{LlmService, LlmServiceConfig, ModelRungs};
+use kefu_actors::llm::{LlmService, LlmServiceConfig};
 use kefu_actors::skills::{SkillConfig, SkillHost};
 use kefu_actors::{Conversations, Inbound, SessionConfig, SessionRegistry};
 use kefu_flows::Bot;
-use kefu_models::llm::{
-    Completion, FinishReason, LlmBackend, LlmError, LlmRequest, Moderator, ModeratorConfig,
-    PromptBuilder, StreamEvent, TokenStream, Usage, collect_stream,
-};
 use kefu_plugin::{Skill, SkillError, SkillInfo, SkillOutcome, SkillRequest};
 use kefu_store::{MemoryStore, Store};
-use parking_lot::Mutex;
 use serde_json::json;
 
 const BOT: &str = r#"
@@ -72,64 +68,31 @@ enum Script {
     Hang,
 }
 
-/// A back-end that follows its script and records what it was sent.
-struct Scripted {
-    script: Script,
-    seen: Mutex<Vec<LlmRequest>>,
-}
-
-#[async_trait]
-impl LlmBackend for Scripted {
-    fn name(&self) -> &str {
-        "scripted"
-    }
-    fn default_model(&self) -> &str {
-        "scripted"
-    }
-    async fn complete(&self, req: LlmRequest) -> Result<Completion, LlmError> {
-        let stream = self.stream(req).await?;
-        collect_stream(stream, "scripted", "scripted").await
-    }
-    async fn stream(&self, req: LlmRequest) -> Result<TokenStream, LlmError> {
+/// A back-end that follows its script (the summary, or the draft when asked to draft) and
+/// records what it was sent.
+fn scripted(script: Script) -> Arc<FnBackend> {
+    FnBackend::new("scripted", move |req| {
         let drafting = req
             .messages
             .first()
             .is_some_and(|m| m.content.contains("You draft a reply"));
-        self.seen.lock().push(req);
         let text = if drafting { DRAFT } else { SUMMARY };
-        match self.script {
-            Script::Answer => Ok(Box::pin(futures::stream::iter([
-                Ok(StreamEvent::Delta(text.to_owned())),
-                Ok(StreamEvent::Done {
-                    finish_reason: FinishReason::Stop,
-                    usage: Usage {
-                        prompt_tokens: 50,
-                        completion_tokens: 20,
-                    },
-                }),
-            ]))),
-            Script::Fail => Err(LlmError::Unavailable {
-                backend: "scripted".into(),
-                detail: "scripted failure".into(),
-            }),
-            Script::Hang => Ok(Box::pin(futures::stream::pending())),
+        match script {
+            Script::Answer => Ok(text_stream(text, 0)),
+            Script::Fail => Err(unavailable()),
+            Script::Hang => Ok(hung_stream()),
         }
-    }
+    })
 }
 
-fn service(backend: Arc<Scripted>) -> LlmService {
-    LlmService::new(
+fn service(backend: Arc<FnBackend>) -> LlmService {
+    service_over(
+        backend,
         LlmServiceConfig {
             rung_timeout_ms: 300,
             ladder_deadline_ms: 500,
             ..LlmServiceConfig::default()
         },
-        ModelRungs {
-            remote: Some(backend),
-            local: None,
-        },
-        PromptBuilder::new("You are the shop's assistant.", 4096),
-        Moderator::new(&ModeratorConfig::default(), "You are the shop's assistant."),
     )
 }
 
@@ -225,10 +188,7 @@ async fn summary_stored(desk: &Desk) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_model_summary_is_stored_shown_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(Scripted {
-        script: Script::Answer,
-        seen: Mutex::new(Vec::new()),
-    });
+    let backend = scripted(Script::Answer);
     let s = setup(dir.path(), Some(service(backend.clone()))).await;
     escalate(&s).await;
     assert!(summary_stored(&s.desk).await, "no summary stored");
@@ -280,10 +240,7 @@ async fn the_model_summary_is_stored_shown_and_survives_a_restart() {
 
 async fn falls_back_to_extractive(script: Script, expected_note: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(Scripted {
-        script,
-        seen: Mutex::new(Vec::new()),
-    });
+    let backend = scripted(script);
     let s = setup(dir.path(), Some(service(backend))).await;
     let started = std::time::Instant::now();
     escalate(&s).await;
@@ -390,10 +347,7 @@ async fn next_suggestions(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_get_knowledge_base_suggestions_then_a_draft_and_the_user_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(Scripted {
-        script: Script::Answer,
-        seen: Mutex::new(Vec::new()),
-    });
+    let backend = scripted(Script::Answer);
     let s = setup(dir.path(), Some(service(backend.clone()))).await;
     let mut skills = SkillHost::new();
     skills

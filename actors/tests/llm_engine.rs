@@ -4,21 +4,19 @@
 //! a service nothing changes. Through the session layer, the per-turn stream sink and the
 //! recent history reach the model.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use common::llm::{FnBackend, hung_stream, service_over, text_stream, unavailable};
 use kefu_actors::api::TurnStream;
 use kefu_actors::engine::{CompiledBot, EngineState, FlowEngine, TurnMeta, TurnReport};
-use kefu_actors::llm::{LlmService, LlmServiceConfig, ModelRungs, StreamPiece};
+use kefu_actors::llm::{LlmService, LlmServiceConfig, StreamPiece};
 use kefu_actors::{Conversations, Inbound, SessionConfig, SessionRegistry};
 use kefu_flows::Bot;
-use kefu_models::llm::{
-    Completion, FinishReason, LlmBackend, LlmError, LlmRequest, Moderator, ModeratorConfig,
-    PromptBuilder, Role, StreamEvent, TokenStream, Usage, collect_stream,
-};
+use kefu_models::llm::Role;
 use kefu_store::{MemoryStore, Store};
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 const BOT: &str = r#"
@@ -90,71 +88,25 @@ enum Script {
     Hang,
 }
 
-/// A stream of `text` in 3-character deltas, then `Done`.
-fn answer_stream(text: &str) -> TokenStream {
-    let chars: Vec<char> = text.chars().collect();
-    let mut events: Vec<Result<StreamEvent, LlmError>> = chars
-        .chunks(3)
-        .map(|c| Ok(StreamEvent::Delta(c.iter().collect())))
-        .collect();
-    events.push(Ok(StreamEvent::Done {
-        finish_reason: FinishReason::Stop,
-        usage: Usage {
-            prompt_tokens: 20,
-            completion_tokens: 5,
-        },
-    }));
-    Box::pin(futures::stream::iter(events))
-}
-
-/// A back-end that follows its script and records every request.
-struct Scripted {
-    script: Script,
-    seen: Mutex<Vec<LlmRequest>>,
-}
-
-impl Scripted {
-    fn new(script: Script) -> Arc<Self> {
-        Arc::new(Self {
-            script,
-            seen: Mutex::new(Vec::new()),
-        })
-    }
-}
-
-#[async_trait]
-impl LlmBackend for Scripted {
-    fn name(&self) -> &str {
-        "scripted"
-    }
-    fn default_model(&self) -> &str {
-        "scripted"
-    }
-    async fn complete(&self, req: LlmRequest) -> Result<Completion, LlmError> {
-        let stream = self.stream(req).await?;
-        collect_stream(stream, "scripted", "scripted").await
-    }
-    async fn stream(&self, req: LlmRequest) -> Result<TokenStream, LlmError> {
+/// A back-end that follows its script (text in 3-character deltas) and records every request.
+fn scripted(script: Script) -> Arc<FnBackend> {
+    FnBackend::new("scripted", move |req| {
         let asks_intent = req
             .messages
             .first()
             .is_some_and(|m| m.content.contains("Choose the intent"));
-        self.seen.lock().push(req);
-        match self.script {
+        match script {
             Script::Intent { choice, text } => {
-                Ok(answer_stream(if asks_intent { choice } else { text }))
+                Ok(text_stream(if asks_intent { choice } else { text }, 3))
             }
-            Script::Hang => Ok(Box::pin(futures::stream::pending())),
-            Script::Fail => Err(LlmError::Unavailable {
-                backend: "scripted".into(),
-                detail: "scripted failure".into(),
-            }),
-            Script::Answer(text) => Ok(answer_stream(text)),
+            Script::Hang => Ok(hung_stream()),
+            Script::Fail => Err(unavailable()),
+            Script::Answer(text) => Ok(text_stream(text, 3)),
         }
-    }
+    })
 }
 
-fn service(backend: Arc<Scripted>) -> LlmService {
+fn service(backend: Arc<FnBackend>) -> LlmService {
     service_with(
         backend,
         LlmServiceConfig {
@@ -165,16 +117,8 @@ fn service(backend: Arc<Scripted>) -> LlmService {
     )
 }
 
-fn service_with(backend: Arc<Scripted>, config: LlmServiceConfig) -> LlmService {
-    LlmService::new(
-        config,
-        ModelRungs {
-            remote: Some(backend),
-            local: None,
-        },
-        PromptBuilder::new("You are the shop's assistant.", 4096),
-        Moderator::new(&ModeratorConfig::default(), "You are the shop's assistant."),
-    )
+fn service_with(backend: Arc<FnBackend>, config: LlmServiceConfig) -> LlmService {
+    service_over(backend, config)
 }
 
 async fn turn(engine: &FlowEngine, state: &mut EngineState, text: &str) -> TurnReport {
@@ -217,7 +161,7 @@ async fn without_a_service_the_flow_fallback_answers_as_before() {
 
 #[tokio::test]
 async fn generated_text_is_said_with_the_step_prompt_and_context() {
-    let backend = Scripted::new(Script::Answer("Within 7 days of delivery."));
+    let backend = scripted(Script::Answer("Within 7 days of delivery."));
     let engine = engine().with_llm(service(backend.clone()));
     let mut state = EngineState::default();
     let report = turn(&engine, &mut state, "what is your return policy").await;
@@ -250,7 +194,7 @@ async fn generated_text_is_said_with_the_step_prompt_and_context() {
 
 #[tokio::test]
 async fn generated_text_is_saved_into_the_slot_and_never_streamed() {
-    let backend = Scripted::new(Script::Answer("Courier was rude"));
+    let backend = scripted(Script::Answer("Courier was rude"));
     let engine = engine().with_llm(service(backend));
     let (tx, mut rx) = mpsc::channel(16);
     let sink = TurnStream::new(tx);
@@ -276,7 +220,7 @@ async fn generated_text_is_saved_into_the_slot_and_never_streamed() {
 
 #[tokio::test]
 async fn a_failing_back_end_falls_to_the_flow_fallback_and_says_why() {
-    let backend = Scripted::new(Script::Fail);
+    let backend = scripted(Script::Fail);
     let engine = engine().with_llm(service(backend.clone()));
     let mut state = EngineState::default();
     let report = turn(&engine, &mut state, "I have a complaint").await;
@@ -291,7 +235,7 @@ async fn a_failing_back_end_falls_to_the_flow_fallback_and_says_why() {
 
 #[tokio::test]
 async fn a_failing_back_end_with_context_answers_from_the_passage() {
-    let engine = engine().with_llm(service(Scripted::new(Script::Fail)));
+    let engine = engine().with_llm(service(scripted(Script::Fail)));
     let mut state = EngineState::default();
     let report = turn(&engine, &mut state, "how do returns work").await;
     let said = replies(&report);
@@ -321,7 +265,7 @@ fn msg(text: &str, id: &str, stream: Option<TurnStream>) -> Inbound {
 
 #[tokio::test]
 async fn the_session_streams_said_text_and_gives_the_model_recent_history() {
-    let backend = Scripted::new(Script::Answer("Within 7 days of delivery."));
+    let backend = scripted(Script::Answer("Within 7 days of delivery."));
     let engine = Arc::new(engine().with_llm(service(backend.clone())));
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let registry = SessionRegistry::start(store.clone(), engine.clone(), SessionConfig::default())
@@ -420,7 +364,7 @@ const UNCLEAR: &str = "my parcel thing went back";
 
 #[tokio::test]
 async fn an_unsure_classifier_lets_the_model_choose_the_intent() {
-    let backend = Scripted::new(Script::Intent {
+    let backend = scripted(Script::Intent {
         choice: " `returns`.",
         text: "Within 7 days of delivery.",
     });
@@ -461,7 +405,7 @@ async fn an_invalid_or_none_choice_changes_nothing() {
         ("refunds", "invalid answer (remote)"),
         ("none", "none (remote)"),
     ] {
-        let backend = Scripted::new(Script::Intent {
+        let backend = scripted(Script::Intent {
             choice,
             text: "unused",
         });
@@ -479,7 +423,7 @@ async fn an_invalid_or_none_choice_changes_nothing() {
 
 #[tokio::test]
 async fn the_choice_can_be_turned_off_and_is_time_boxed() {
-    let backend = Scripted::new(Script::Intent {
+    let backend = scripted(Script::Intent {
         choice: "returns",
         text: "x",
     });
@@ -493,7 +437,7 @@ async fn the_choice_can_be_turned_off_and_is_time_boxed() {
 
     // A model that never answers, under a service that would wait 10 s: 1.5 s at most.
     let slow = service_with(
-        Scripted::new(Script::Hang),
+        scripted(Script::Hang),
         LlmServiceConfig {
             rung_timeout_ms: 10_000,
             ladder_deadline_ms: 10_000,

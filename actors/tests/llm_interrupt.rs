@@ -6,19 +6,22 @@
 //! `interrupted: a newer message arrived`. A retry of the running message (same id) and a
 //! message for another session interrupt nothing.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use common::llm::service_over;
 use kefu_actors::api::TurnStream;
 use kefu_actors::engine::{CompiledBot, FlowEngine};
-use kefu_actors::llm::{INTERRUPTED, LlmService, LlmServiceConfig, ModelRungs, StreamPiece};
+use kefu_actors::llm::{INTERRUPTED, LlmServiceConfig, StreamPiece};
 use kefu_actors::{Conversations, Inbound, SessionConfig, SessionRegistry, TurnOutcome};
 use kefu_flows::Bot;
 use kefu_models::llm::{
-    Completion, FinishReason, LlmBackend, LlmError, LlmRequest, Moderator, ModeratorConfig,
-    PromptBuilder, Role, StreamEvent, TokenStream, Usage, collect_stream,
+    Completion, FinishReason, LlmBackend, LlmError, LlmRequest, Role, StreamEvent, TokenStream,
+    Usage, collect_stream,
 };
 use kefu_store::{MemoryStore, Store};
 use tokio::sync::mpsc;
@@ -171,19 +174,14 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let backend = Arc::new(Slow::default());
-    let service = LlmService::new(
+    let service = service_over(
+        backend.clone(),
         LlmServiceConfig {
             // Only an interruption can end the slow turn early.
             rung_timeout_ms: 20_000,
             ladder_deadline_ms: 20_000,
             ..LlmServiceConfig::default()
         },
-        ModelRungs {
-            remote: Some(backend.clone()),
-            local: None,
-        },
-        PromptBuilder::new("You are the shop's assistant.", 4096),
-        Moderator::new(&ModeratorConfig::default(), "You are the shop's assistant."),
     );
     let files = vec![(std::path::PathBuf::from("bot.yaml"), BOT.to_owned())];
     let bot = Bot::load_files("interrupt", &files).expect("the test bot loads");

@@ -1,17 +1,12 @@
 //! A `generate:` step's own `max_tokens:` and `temperature:` reach the model back-end's
 //! request; a step without them gets the service's defaults, as before.
 
-use std::sync::Arc;
+mod common;
 
-use async_trait::async_trait;
+use common::llm::{FnBackend, service_over, text_stream};
 use kefu_actors::engine::{CompiledBot, EngineState, FlowEngine, TurnMeta};
-use kefu_actors::llm::{LlmService, LlmServiceConfig, ModelRungs};
+use kefu_actors::llm::LlmServiceConfig;
 use kefu_flows::Bot;
-use kefu_models::llm::{
-    Completion, FinishReason, LlmBackend, LlmError, LlmRequest, Moderator, ModeratorConfig,
-    PromptBuilder, StreamEvent, TokenStream, Usage, collect_stream,
-};
-use parking_lot::Mutex;
 
 const BOT: &str = r#"
 settings:
@@ -46,55 +41,15 @@ flows:
       - end
 "#;
 
-/// Answers at once and records every request it gets.
-#[derive(Default)]
-struct Recording {
-    seen: Mutex<Vec<LlmRequest>>,
-}
-
-#[async_trait]
-impl LlmBackend for Recording {
-    fn name(&self) -> &str {
-        "recording"
-    }
-    fn default_model(&self) -> &str {
-        "recording"
-    }
-    async fn complete(&self, req: LlmRequest) -> Result<Completion, LlmError> {
-        let stream = self.stream(req).await?;
-        collect_stream(stream, "recording", "recording").await
-    }
-    async fn stream(&self, req: LlmRequest) -> Result<TokenStream, LlmError> {
-        self.seen.lock().push(req);
-        Ok(Box::pin(futures::stream::iter([
-            Ok(StreamEvent::Delta("Sure.".into())),
-            Ok(StreamEvent::Done {
-                finish_reason: FinishReason::Stop,
-                usage: Usage {
-                    prompt_tokens: 10,
-                    completion_tokens: 2,
-                },
-            }),
-        ])))
-    }
-}
-
 #[tokio::test]
 async fn the_step_settings_reach_the_back_end_and_defaults_stay_as_before() {
-    let backend = Arc::new(Recording::default());
+    // Answers at once and records every request it gets.
+    let backend = FnBackend::new("recording", |_| Ok(text_stream("Sure.", 0)));
     let config = LlmServiceConfig {
         max_tokens: 300,
         ..LlmServiceConfig::default()
     };
-    let service = LlmService::new(
-        config,
-        ModelRungs {
-            remote: Some(backend.clone()),
-            local: None,
-        },
-        PromptBuilder::new("You are the shop's assistant.", 4096),
-        Moderator::new(&ModeratorConfig::default(), "You are the shop's assistant."),
-    );
+    let service = service_over(backend.clone(), config);
     let files = vec![(std::path::PathBuf::from("bot.yaml"), BOT.to_owned())];
     let bot = Bot::load_files("settings", &files).expect("the test bot loads");
     let engine = FlowEngine::from_compiled(CompiledBot::compile(bot).expect("the bot compiles"))

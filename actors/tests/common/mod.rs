@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod llm;
+
 use std::time::Duration;
 
 use kefu_actors::{HandledTurn, HandlerError, Reply, TurnContext, TurnHandler};
