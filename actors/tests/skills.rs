@@ -4,85 +4,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::periodic_check;
+use common::probe::{Probe, hosted as host, req};
 use kefu_actors::skills::{
     BreakerConfig, BreakerState, Caller, Skill, SkillConfig, SkillError, SkillHost, SkillHostError,
     SkillOutcome, SkillRequest, async_trait,
 };
-
-/// Does what its arguments say: `sleep_ms` awaits, `block_ms` blocks the thread, `panic`
-/// panics, `fail` errors unless `healthy` is set. Counts the calls that reached it and the most
-/// that ran at once.
-#[derive(Default)]
-struct Probe {
-    reached: AtomicUsize,
-    running: AtomicUsize,
-    max_running: AtomicUsize,
-    healthy: AtomicBool,
-}
-
-#[async_trait]
-impl Skill for Probe {
-    fn name(&self) -> &str {
-        "probe"
-    }
-
-    async fn call(&self, req: SkillRequest) -> Result<SkillOutcome, SkillError> {
-        self.reached.fetch_add(1, Ordering::SeqCst);
-        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max_running.fetch_max(now, Ordering::SeqCst);
-        let _running = Running(&self.running);
-        self.act(&req).await
-    }
-}
-
-/// Counts a call as finished when it ends or its future is dropped.
-struct Running<'a>(&'a AtomicUsize);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Probe {
-    async fn act(&self, req: &SkillRequest) -> Result<SkillOutcome, SkillError> {
-        if let Some(ms) = req.arg("sleep_ms").and_then(|v| v.as_u64()) {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        if let Some(ms) = req.arg("block_ms").and_then(|v| v.as_u64()) {
-            std::thread::sleep(Duration::from_millis(ms));
-        }
-        if req.arg("panic").is_some() {
-            panic!("probe panics on purpose");
-        }
-        if req.arg("fail").is_some() && !self.healthy.load(Ordering::SeqCst) {
-            return Err(SkillError::Backend("probe back-end is down".into()));
-        }
-        Ok(SkillOutcome::found(
-            serde_json::json!({ "user": req.caller.user }),
-        ))
-    }
-}
-
-fn host(probe: &Arc<Probe>, config: SkillConfig) -> SkillHost {
-    let mut host = SkillHost::new();
-    host.register(probe.clone(), config).expect("registers");
-    host
-}
-
-fn req() -> SkillRequest {
-    SkillRequest::new(
-        "probe",
-        Caller {
-            user: "u1".into(),
-            ..Caller::default()
-        },
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skill_sleeping_past_its_timeout_answers_timeout_promptly() {

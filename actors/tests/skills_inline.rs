@@ -2,62 +2,16 @@
 //! timeouts cancel the call, panics are errors, the breaker opens and closes, at most `pool`
 //! calls run at once, metrics count, shutdown refuses calls, and no actor is involved.
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::probe::{Probe, hosted, req};
 use kefu_actors::skills::{
-    BreakerConfig, BreakerState, Caller, Isolation, Skill, SkillConfig, SkillError, SkillHost,
-    SkillOutcome, SkillRequest, async_trait,
+    BreakerConfig, BreakerState, Isolation, SkillConfig, SkillError, SkillOutcome,
 };
-
-/// `sleep_ms` awaits, `panic` panics (before any await), `late_panic` panics after one, `fail`
-/// errors unless `healthy`. Counts calls that reached it, those running, the most at once, and
-/// the threads it ran on.
-#[derive(Default)]
-struct Probe {
-    reached: AtomicUsize,
-    running: AtomicUsize,
-    max_running: AtomicUsize,
-    healthy: AtomicBool,
-}
-
-struct Running<'a>(&'a AtomicUsize);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl Skill for Probe {
-    fn name(&self) -> &str {
-        "probe"
-    }
-
-    async fn call(&self, req: SkillRequest) -> Result<SkillOutcome, SkillError> {
-        self.reached.fetch_add(1, Ordering::SeqCst);
-        if req.arg("panic").is_some() {
-            panic!("probe panics on purpose");
-        }
-        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max_running.fetch_max(now, Ordering::SeqCst);
-        let _running = Running(&self.running);
-        if let Some(ms) = req.arg("sleep_ms").and_then(|v| v.as_u64()) {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        if req.arg("late_panic").is_some() {
-            panic!("probe panics after an await");
-        }
-        if req.arg("fail").is_some() && !self.healthy.load(Ordering::SeqCst) {
-            return Err(SkillError::Backend("probe back-end is down".into()));
-        }
-        Ok(SkillOutcome::found(
-            serde_json::json!({ "user": req.caller.user }),
-        ))
-    }
-}
 
 fn inline(pool: usize, timeout_ms: u64) -> SkillConfig {
     SkillConfig {
@@ -66,22 +20,6 @@ fn inline(pool: usize, timeout_ms: u64) -> SkillConfig {
         isolation: Isolation::Inline,
         ..SkillConfig::default()
     }
-}
-
-fn hosted(probe: &Arc<Probe>, config: SkillConfig) -> SkillHost {
-    let mut host = SkillHost::new();
-    host.register(probe.clone(), config).expect("registers");
-    host
-}
-
-fn req() -> SkillRequest {
-    SkillRequest::new(
-        "probe",
-        Caller {
-            user: "u1".into(),
-            ..Caller::default()
-        },
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod llm;
+pub mod probe;
 
 use std::time::Duration;
 
