@@ -181,6 +181,20 @@ async fn eventually(within: Duration, cond: impl Fn() -> bool) -> bool {
     cond()
 }
 
+/// The remote saw its slow streaming response dropped long before it would have finished, and
+/// was asked twice (the interrupted message and the newer one).
+async fn assert_slow_stream_abandoned(remote: &Remote) {
+    assert!(
+        eventually(Duration::from_secs(5), || remote
+            .dropped
+            .load(Ordering::SeqCst))
+        .await,
+        "the remote's slow stream was never dropped"
+    );
+    assert!(!remote.completed.load(Ordering::SeqCst));
+    assert_eq!(remote.requests.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_message_interrupts_a_streaming_generation() {
     let (remote_addr, remote) = fake_remote().await;
@@ -243,15 +257,7 @@ async fn a_second_message_interrupts_a_streaming_generation() {
     );
 
     // The remote saw its streaming response abandoned long before it would have finished.
-    assert!(
-        eventually(Duration::from_secs(5), || remote
-            .dropped
-            .load(Ordering::SeqCst))
-        .await,
-        "the remote's slow stream was never dropped"
-    );
-    assert!(!remote.completed.load(Ordering::SeqCst));
-    assert_eq!(remote.requests.load(Ordering::SeqCst), 2);
+    assert_slow_stream_abandoned(&remote).await;
 
     // The transcript says what happened to the first generation.
     let view: Value = reqwest::get(format!("http://{}/v1/conversations/c-int", kefu.addr))
@@ -342,13 +348,5 @@ async fn a_second_message_on_the_same_socket_interrupts_a_streaming_generation()
         "{turn}"
     );
 
-    assert!(
-        eventually(Duration::from_secs(5), || remote
-            .dropped
-            .load(Ordering::SeqCst))
-        .await,
-        "the remote's slow stream was never dropped"
-    );
-    assert!(!remote.completed.load(Ordering::SeqCst));
-    assert_eq!(remote.requests.load(Ordering::SeqCst), 2);
+    assert_slow_stream_abandoned(&remote).await;
 }
