@@ -46,16 +46,7 @@ async fn the_agent_gets_knowledge_base_suggestions_and_the_user_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let kefu = Kefu::start(dir.path(), CONFIG, &[]);
     let http = reqwest::Client::new();
-    let signed: Value = http
-        .post(kefu.url("/v1/agents/sign-in"))
-        .json(&json!({"agent": "alice", "secret": "alice-secret-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signed["token"].as_str().expect("agent token").to_owned();
+    let token = kefu.agent_token("alice", "alice-secret-1").await;
     let url = format!("ws://{}/v1/agents/ws?token={token}", kefu.addr);
     let (mut agent, _) = tokio_tungstenite::connect_async(url).await.unwrap();
 

@@ -62,27 +62,8 @@ async fn a_vip_tagged_user_gets_the_vip_policy_and_is_queued_ahead() {
     );
 
     // ...and the desk queues them first, with the VIP tier.
-    let http = reqwest::Client::new();
-    let signed: Value = http
-        .post(kefu.url("/v1/agents/sign-in"))
-        .json(&json!({"agent": "alice", "secret": "alice-secret-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signed["token"].as_str().expect("agent token");
-    let queue: Value = http
-        .get(kefu.url("/v1/agents/queue"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let queue = queue["queue"].as_array().expect("queue");
+    let token = kefu.agent_token("alice", "alice-secret-1").await;
+    let queue = kefu.agent_queue(&token).await;
     let order: Vec<&str> = queue
         .iter()
         .map(|q| q["session"].as_str().unwrap())
@@ -155,27 +136,8 @@ async fn bad_tags_are_refused_with_a_stable_code_and_tags_need_the_key() {
 
 /// The queue as an agent sees it.
 async fn queue(kefu: &Kefu) -> Vec<Value> {
-    let http = reqwest::Client::new();
-    let signed: Value = http
-        .post(kefu.url("/v1/agents/sign-in"))
-        .json(&json!({"agent": "alice", "secret": "alice-secret-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signed["token"].as_str().expect("agent token");
-    let queue: Value = http
-        .get(kefu.url("/v1/agents/queue"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    queue["queue"].as_array().expect("queue").clone()
+    let token = kefu.agent_token("alice", "alice-secret-1").await;
+    kefu.agent_queue(&token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,6 +142,34 @@ impl Kefu {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Signs `agent` in with `secret`; the agent token.
+    pub async fn agent_token(&self, agent: &str, secret: &str) -> String {
+        let signed: Value = reqwest::Client::new()
+            .post(self.url("/v1/agents/sign-in"))
+            .json(&json!({"agent": agent, "secret": secret}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        signed["token"].as_str().expect("agent token").to_owned()
+    }
+
+    /// The waiting queue as the agent holding `token` sees it.
+    pub async fn agent_queue(&self, token: &str) -> Vec<Value> {
+        let queue: Value = reqwest::Client::new()
+            .get(self.url("/v1/agents/queue"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        queue["queue"].as_array().expect("queue").clone()
+    }
+
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
