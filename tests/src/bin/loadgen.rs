@@ -148,7 +148,8 @@ impl Phase {
             );
         }
         // Quantiles from the server's buckets: only as fine as those (see kefu_tests::prom).
-        for (label, h) in &self.server {
+        // Series with no sample in the window (a skill the script never calls) say nothing.
+        for (label, h) in self.server.iter().filter(|(_, h)| h.count() > 0.0) {
             let ms = |q: f64| h.quantile(q).map_or(f64::NAN, |v| v * 1000.0);
             println!(
                 "{:<10} server {label:<16} n {:>9.0}  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms",
