@@ -1,13 +1,17 @@
 //! Aggregate generation throughput of the llama.cpp back-end with 1 and with 8 concurrent
-//! sessions on the generated `bench` preset model (random weights, ~48M parameters): batching
-//! should make 8 sessions at least 3× faster in total than one. Prints both figures and the
-//! ratio; exits non-zero below 3×.
+//! sessions on the generated `bench` preset model (random weights, ~188M parameters, larger
+//! than the CPU's last-level cache as any deployed model is): batching should make 8 sessions
+//! at least 3× faster in total than one. Prints both figures, the ratio, and the model's size
+//! beside the cache's; exits non-zero below 3×.
 //!
 //! Run: `cargo bench -p kefu-models --features llama --bench llama_batching`
 //! (needs Python with gguf, tokenizers and numpy to make the model). Environment:
-//! `KEFU_LLAMA_THREADS` (default 1), `KEFU_LLAMA_QUANT` = `f32` (default) | `q8_0` | `q4_0`
-//! for the weights. Build with `RUSTFLAGS="-C target-cpu=native"` to give llama.cpp the CPU's
-//! SIMD (see docs/llm.md: without it llama.cpp is compiled for baseline x86-64).
+//! `KEFU_LLAMA_THREADS` (default 1), `KEFU_LLAMA_QUANT` = `f32` (default) | `bf16` | `q8_0` | `q4_0`
+//! for the weights, `KEFU_LLAMA_PRESET` = `bench` (default) | `bench-small` (the earlier
+//! ~48M-parameter model, which fits in a 480 MB cache) for the shapes. Build with
+//! `RUSTFLAGS="-C target-cpu=x86-64-v3"` (AVX2) or `x86-64-v4` (AVX-512) to give llama.cpp the
+//! CPU's SIMD; without it llama.cpp is compiled for baseline x86-64 (see docs/llm.md, which also
+//! says why not `native` on CPUs with AMX).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -61,13 +65,14 @@ fn main() -> ExitCode {
     let _ = std::fs::create_dir_all(&dir);
     let model = dir.join("tiny.gguf");
     let quant = std::env::var("KEFU_LLAMA_QUANT").unwrap_or_else(|_| "f32".into());
+    let preset = std::env::var("KEFU_LLAMA_PRESET").unwrap_or_else(|_| "bench".into());
     let mut make = std::process::Command::new("python3");
     make.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make_tiny_gguf.py"))
         .arg(&model)
         // Every session then generates exactly TOKENS tokens: with random weights some
         // sequences would otherwise sample an end token early and leave the batch, and the
         // 8-session figure would measure fewer concurrent sequences than it claims.
-        .args(["--preset", "bench", "--never-end"]);
+        .args(["--preset", &preset, "--never-end"]);
     if quant != "f32" {
         make.args(["--quant", &quant]);
     }
@@ -76,6 +81,11 @@ fn main() -> ExitCode {
         eprintln!("cannot make the model: pip install gguf tokenizers numpy");
         return ExitCode::FAILURE;
     }
+    let model_size = std::fs::metadata(&model).map_or_else(
+        |_| "size unknown".to_owned(),
+        |m| format!("{} MB", m.len() / 1_000_000),
+    );
+    let cache_size = last_level_cache();
     let threads = std::env::var("KEFU_LLAMA_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
@@ -108,7 +118,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         };
         let ratio = eight / one;
-        println!("llama.cpp tiny model, {threads} thread(s), {TOKENS} tokens per session:");
+        println!(
+            "llama.cpp, preset {preset} ({quant}, {}), last-level cache {}; {threads} \
+             thread(s), {TOKENS} tokens per session:",
+            model_size, cache_size
+        );
         println!("  1 session : {one:>9.0} tokens/s");
         println!("  8 sessions: {eight:>9.0} tokens/s aggregate");
         println!("  ratio     : {ratio:.1}x (target >= 3x)");
@@ -119,4 +133,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     })
+}
+
+/// The largest CPU cache Linux reports for CPU 0 (e.g. "480M"): whether the model fits in it
+/// decides whether one sequence is limited by memory or by cache bandwidth.
+fn last_level_cache() -> String {
+    let base = Path::new("/sys/devices/system/cpu/cpu0/cache");
+    (0..8)
+        .filter_map(|i| {
+            let dir = base.join(format!("index{i}"));
+            let level: u32 = std::fs::read_to_string(dir.join("level"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            let size = std::fs::read_to_string(dir.join("size")).ok()?;
+            Some((level, size.trim().to_owned()))
+        })
+        .max_by_key(|(level, _)| *level)
+        .map_or_else(
+            || "unknown".to_owned(),
+            |(level, size)| format!("L{level} {size}"),
+        )
 }
