@@ -801,6 +801,16 @@ impl TurnHandler for FlowEngine {
         state: &mut EngineState,
         turn: &TurnContext<'_>,
     ) -> Result<HandledTurn, HandlerError> {
+        // An interruption meant for an earlier turn must not cancel this one's generations,
+        // and one meant for this turn must not outlive it.
+        let _boundary = self.llm.as_ref().map(|llm| TurnBoundary {
+            llm,
+            tenant: turn.tenant,
+            session: turn.session,
+        });
+        if let Some(llm) = &self.llm {
+            llm.turn_boundary(turn.tenant, turn.session);
+        }
         // Tags sent with the message replace the kept ones (an empty list clears them), even in
         // human mode: a later hand-off must see the latest.
         if let Some(tags) = turn.tags {
@@ -842,6 +852,19 @@ impl TurnHandler for FlowEngine {
             });
         }
         Ok(report.handled)
+    }
+}
+
+/// Clears the session's interruption mark when a turn ends, however it ends.
+struct TurnBoundary<'a> {
+    llm: &'a LlmService,
+    tenant: &'a str,
+    session: &'a str,
+}
+
+impl Drop for TurnBoundary<'_> {
+    fn drop(&mut self) {
+        self.llm.turn_boundary(self.tenant, self.session);
     }
 }
 

@@ -3,20 +3,24 @@
 //! new message queues behind the running turn, the engine cancels the session's generation,
 //! the back-end's stream is dropped, what was streamed is retracted, and the interrupted turn
 //! ends at once — a said text unsaid, a saved one taking its `fallback:` — with the record
-//! `interrupted: a newer message arrived`. A retry of the running message (same id) and a
-//! message for another session interrupt nothing.
+//! `interrupted: a newer message arrived`. A turn busy with a skill when the newer message
+//! arrives skips the generation it had not started yet; the interruption does not reach the
+//! newer turn. A retry of the running message (same id) and a message for another session
+//! interrupt nothing.
 
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use common::llm::service_over;
+use common::probe::{Probe, hosted};
 use kefu_actors::api::TurnStream;
 use kefu_actors::engine::{CompiledBot, FlowEngine};
 use kefu_actors::llm::{INTERRUPTED, LlmServiceConfig, StreamPiece};
+use kefu_actors::skills::SkillConfig;
 use kefu_actors::{Conversations, Inbound, SessionConfig, SessionRegistry, TurnOutcome};
 use kefu_flows::Bot;
 use kefu_models::llm::{
@@ -47,6 +51,14 @@ intents:
   greet:
     examples:
       en: [hi, hello, hey there, good morning, hello anyone there, hi there]
+  lookup:
+    examples:
+      en: [look up my account, check my account balance, account lookup please,
+           show me my account, find my account details, what does my account say]
+  ping:
+    examples:
+      en: [ping the system, run a system ping, system ping please, ping it,
+           send a ping to the system, is the system up ping]
   oos:
     examples:
       en: [what is the weather, tell me a joke, who won the game, what time is it,
@@ -62,6 +74,22 @@ flows:
       - say: Let me check that for you.
       - generate: "Answer the customer's question about returns."
         fallback: Sorry, I can't answer that right now.
+      - end
+  lookup:
+    trigger: {intent: lookup}
+    steps:
+      # Busy with a skill first: a newer message arrives before the generation starts.
+      - call: probe
+        args: {sleep_ms: 600}
+      - generate: "Summarise the customer's account."
+        fallback: Account summary unavailable.
+      - end
+  ping:
+    trigger: {intent: ping}
+    steps:
+      - call: probe
+        args: {sleep_ms: 600}
+      - say: Checked.
       - end
   complaint:
     trigger: {intent: complain}
@@ -96,6 +124,8 @@ impl Drop for DropFlag {
 /// dropped and whether they ran to the end.
 #[derive(Default)]
 struct Slow {
+    /// Generations asked for, of any text.
+    asked: AtomicUsize,
     started: AtomicBool,
     dropped: Arc<AtomicBool>,
     completed: Arc<AtomicBool>,
@@ -121,6 +151,7 @@ impl LlmBackend for Slow {
         collect_stream(stream, "slow", "slow").await
     }
     async fn stream(&self, req: LlmRequest) -> Result<TokenStream, LlmError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
         let user = req
             .messages
             .iter()
@@ -170,10 +201,13 @@ impl LlmBackend for Slow {
 struct Fixture {
     registry: SessionRegistry<FlowEngine>,
     backend: Arc<Slow>,
+    probe: Arc<Probe>,
 }
 
 async fn fixture() -> Fixture {
     let backend = Arc::new(Slow::default());
+    let probe = Arc::new(Probe::default());
+    let skills = Arc::new(hosted(&probe, SkillConfig::default()));
     let service = service_over(
         backend.clone(),
         LlmServiceConfig {
@@ -186,7 +220,8 @@ async fn fixture() -> Fixture {
     let files = vec![(std::path::PathBuf::from("bot.yaml"), BOT.to_owned())];
     let bot = Bot::load_files("interrupt", &files).expect("the test bot loads");
     let engine = FlowEngine::from_compiled(CompiledBot::compile(bot).expect("the bot compiles"))
-        .with_llm(service);
+        .with_llm(service)
+        .with_skills(skills);
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let config = SessionConfig {
         turn_timeout_secs: 30.0,
@@ -195,7 +230,11 @@ async fn fixture() -> Fixture {
     let registry = SessionRegistry::start(store, Arc::new(engine), config)
         .await
         .expect("registry starts");
-    Fixture { registry, backend }
+    Fixture {
+        registry,
+        backend,
+        probe,
+    }
 }
 
 fn msg(session: &str, text: &str, id: &str, stream: Option<TurnStream>) -> Inbound {
@@ -253,7 +292,9 @@ async fn generation_records(
 
 #[tokio::test]
 async fn a_newer_message_interrupts_a_said_generation() {
-    let Fixture { registry, backend } = fixture().await;
+    let Fixture {
+        registry, backend, ..
+    } = fixture().await;
     let (tx, mut rx) = mpsc::channel(16);
     let first = spawn_send(
         &registry,
@@ -301,7 +342,9 @@ async fn a_newer_message_interrupts_a_said_generation() {
 
 #[tokio::test]
 async fn an_interrupted_saved_generation_takes_the_fallback() {
-    let Fixture { registry, backend } = fixture().await;
+    let Fixture {
+        registry, backend, ..
+    } = fixture().await;
     let first = spawn_send(&registry, msg("conv", "I want to complain", "m1", None));
     // Nothing streams for a saved text: wait until the back-end has been asked.
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -327,7 +370,9 @@ async fn an_interrupted_saved_generation_takes_the_fallback() {
 
 #[tokio::test]
 async fn a_retry_of_the_running_message_does_not_interrupt_it() {
-    let Fixture { registry, backend } = fixture().await;
+    let Fixture {
+        registry, backend, ..
+    } = fixture().await;
     let (tx, mut rx) = mpsc::channel(16);
     let first = spawn_send(
         &registry,
@@ -355,7 +400,9 @@ async fn a_retry_of_the_running_message_does_not_interrupt_it() {
 
 #[tokio::test]
 async fn a_message_for_another_session_does_not_interrupt() {
-    let Fixture { registry, backend } = fixture().await;
+    let Fixture {
+        registry, backend, ..
+    } = fixture().await;
     let (tx, mut rx) = mpsc::channel(16);
     let first = spawn_send(
         &registry,
@@ -374,5 +421,74 @@ async fn a_message_for_another_session_does_not_interrupt() {
         generation_records(&registry, "conv").await,
         vec![("m1".to_owned(), "remote".to_owned())]
     );
+    registry.shutdown().await;
+}
+
+/// Waits (bounded) until the probe skill is running: the turn is busy before its generation.
+async fn probe_running(probe: &Probe) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while probe.running.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the skill call starts");
+}
+
+#[tokio::test]
+async fn a_newer_message_skips_the_generation_its_turn_had_not_started() {
+    let Fixture {
+        registry,
+        backend,
+        probe,
+    } = fixture().await;
+    let first = spawn_send(&registry, msg("conv", "look up my account", "m1", None));
+    probe_running(&probe).await;
+    // No generation is in flight yet: the turn waits for its skill.
+    let second = spawn_send(&registry, msg("conv", "hi", "m2", None));
+    let first = outcome(first, Duration::from_secs(5)).await;
+    // The skill's answer came, but the superseded turn did not go on to ask the model (which
+    // would have answered at once): its said generation says nothing, not even the fallback.
+    assert!(texts(&first).is_empty(), "{first:?}");
+    assert!(!first.duplicate && !first.failed);
+    let second = outcome(second, Duration::from_secs(5)).await;
+    assert_eq!(texts(&second), vec!["Hi! How can I help?"]);
+    assert_eq!(backend.asked.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        generation_records(&registry, "conv").await,
+        vec![("m1".to_owned(), INTERRUPTED.to_owned())]
+    );
+    registry.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_interruption_ends_with_the_turn_it_interrupted() {
+    let Fixture {
+        registry,
+        backend,
+        probe,
+    } = fixture().await;
+    // The interrupted turn generates nothing; the newer one must still generate.
+    let first = spawn_send(&registry, msg("conv", "ping the system", "m1", None));
+    probe_running(&probe).await;
+    let second = spawn_send(&registry, msg("conv", "how do returns work", "m2", None));
+    let first = outcome(first, Duration::from_secs(5)).await;
+    assert_eq!(texts(&first), vec!["Checked."]);
+    let second = outcome(second, Duration::from_secs(5)).await;
+    assert_eq!(
+        texts(&second),
+        vec!["Let me check that for you.", "Within 7 days."]
+    );
+    assert_eq!(backend.asked.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        generation_records(&registry, "conv").await,
+        vec![("m2".to_owned(), "remote".to_owned())]
+    );
+    // And a later turn with nothing in between generates too.
+    let third = registry
+        .send(msg("conv", "what is your return policy", "m3", None))
+        .await
+        .expect("answered");
+    assert_eq!(texts(&third).len(), 2, "{third:?}");
     registry.shutdown().await;
 }

@@ -292,6 +292,11 @@ struct Inner {
     moderator: Moderator,
     budgets: TokenBudgets,
     inflight: DashMap<(String, String), (u64, CancellationToken)>,
+    /// Sessions whose running turn a newer message superseded: every generation that turn
+    /// still asks for ends at once as cancelled, also one it had not started when the newer
+    /// message arrived. Cleared when a turn of the session starts or ends
+    /// ([`LlmService::turn_boundary`]), so it never outlives the superseded turn.
+    superseded: DashMap<(String, String), ()>,
     next_id: AtomicU64,
 }
 
@@ -364,6 +369,7 @@ impl LlmService {
                 prompt,
                 moderator,
                 inflight: DashMap::new(),
+                superseded: DashMap::new(),
                 next_id: AtomicU64::new(1),
             }),
         }
@@ -378,14 +384,26 @@ impl LlmService {
             .map(|m| m.breaker.state())
     }
 
-    /// Cancels the session's in-flight generation, if any (the user interrupted).
+    /// The user interrupted the session's running turn: cancels its in-flight generation, if
+    /// any, and every generation the same turn asks for later (until
+    /// [`LlmService::turn_boundary`]).
     pub fn cancel(&self, tenant: &str, session: &str) {
-        if let Some((_, (_, token))) = self
-            .inner
-            .inflight
-            .remove(&(tenant.to_owned(), session.to_owned()))
-        {
+        let key = (tenant.to_owned(), session.to_owned());
+        // Marked before the in-flight entry is looked at; `generate` registers before it reads
+        // the mark. Whatever the interleaving, a starting generation sees one or the other.
+        self.inner.superseded.insert(key.clone(), ());
+        if let Some((_, (_, token))) = self.inner.inflight.remove(&key) {
             token.cancel();
+        }
+    }
+
+    /// A turn of the session starts or ends: an interruption recorded for an earlier turn no
+    /// longer applies.
+    pub fn turn_boundary(&self, tenant: &str, session: &str) {
+        if !self.inner.superseded.is_empty() {
+            self.inner
+                .superseded
+                .remove(&(tenant.to_owned(), session.to_owned()));
         }
     }
 
@@ -397,6 +415,16 @@ impl LlmService {
         // A new message for the session supersedes its running generation.
         if let Some((_, old)) = self.inner.inflight.insert(key.clone(), (id, token.clone())) {
             old.cancel();
+        }
+        if self.inner.superseded.contains_key(&key) {
+            // The turn asking was superseded before this step began (it was busy with a skill,
+            // say): the newer message should not wait for a whole generation.
+            self.inner
+                .inflight
+                .remove_if(&key, |_, (current, _)| *current == id);
+            return Err(GenerateError::Cancelled {
+                session: req.session.clone(),
+            });
         }
         let result = self.ladder(&req, &token).await;
         self.inner
