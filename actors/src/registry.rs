@@ -19,8 +19,9 @@
 //!   handling (an `Arc` clone of the queued message, so tracking it allocates nothing). A sender
 //!   whose message is admitted while a turn with a different message id runs calls
 //!   [`TurnHandler::interrupt`] before queueing, so a turn that waits on a language model does
-//!   not hold the newer message back; the idempotent retry of the running message (same id)
-//!   leaves it alone.
+//!   not hold the newer message back; the idempotent retry of the running message (same id),
+//!   or of one of the last 16 messages the actor answered (kept as id hashes), leaves it
+//!   alone.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -160,16 +161,74 @@ pub(crate) struct EntryShared {
     /// The message whose turn the actor is handling now, if any: set by the actor when a turn
     /// starts and cleared when it ends, read by senders to decide whether to interrupt it.
     pub(crate) running: ArcSwapOption<Inbound>,
+    /// The ids of the last messages the actor answered: a retry of one of them is answered
+    /// from the store as a duplicate, so it must not interrupt the running turn either.
+    answered: parking_lot::Mutex<AnsweredIds>,
 }
 
+/// A ring of the hashes of the last [`ANSWERED_WINDOW`] answered message ids: 136 bytes per
+/// live session, no allocation per turn. A hash collision can only make a new message not
+/// interrupt a running generation (it is still answered), never lose one.
+#[derive(Debug, Default)]
+struct AnsweredIds {
+    hashes: [u64; ANSWERED_WINDOW],
+    /// Where the next hash goes.
+    next: usize,
+}
+
+impl AnsweredIds {
+    fn hash(message_id: &str) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        // Fixed keys: the same id hashes the same for the life of the process. Never 0, which
+        // marks an empty slot.
+        BuildHasherDefault::<DefaultHasher>::default()
+            .hash_one(message_id)
+            .max(1)
+    }
+
+    fn push(&mut self, message_id: &str) {
+        self.hashes[self.next] = Self::hash(message_id);
+        self.next = (self.next + 1) % ANSWERED_WINDOW;
+    }
+
+    fn contains(&self, message_id: &str) -> bool {
+        let hash = Self::hash(message_id);
+        self.hashes.contains(&hash)
+    }
+}
+
+/// How many answered message ids a registry entry remembers to tell retries from new
+/// messages: the store's default idempotency window, beyond which the store itself treats a
+/// retry as a new message (which then rightly interrupts).
+const ANSWERED_WINDOW: usize = kefu_store::DEFAULT_IDEMPOTENCY_WINDOW;
+
 impl EntryShared {
-    /// True when a turn runs for a message other than `message_id`: a new message then
-    /// interrupts it, a retry of the running message does not.
+    pub(crate) fn new(inflight: u32) -> Self {
+        Self {
+            inflight: AtomicU32::new(inflight),
+            last_active_ms: AtomicU64::new(now_ms()),
+            running: ArcSwapOption::empty(),
+            answered: parking_lot::Mutex::new(AnsweredIds::default()),
+        }
+    }
+
+    /// True when a turn runs for a message other than `message_id` and `message_id` is not
+    /// one the actor recently answered: a new message then interrupts it, a retry of the
+    /// running message or of an answered one does not.
     fn runs_other_than(&self, message_id: &str) -> bool {
-        self.running
+        let other = self
+            .running
             .load()
             .as_ref()
-            .is_some_and(|running| running.message_id != message_id)
+            .is_some_and(|running| running.message_id != message_id);
+        other && (message_id.is_empty() || !self.answered.lock().contains(message_id))
+    }
+
+    /// Remembers that the actor answered the message `message_id`.
+    pub(crate) fn answered(&self, message_id: &str) {
+        if !message_id.is_empty() {
+            self.answered.lock().push(message_id);
+        }
     }
 }
 
@@ -396,11 +455,7 @@ impl<H: TurnHandler> SessionRegistry<H> {
         match shared.map.entry(Arc::from(key)) {
             MapEntry::Occupied(e) => admit(e.get()),
             MapEntry::Vacant(v) => {
-                let entry = Arc::new(EntryShared {
-                    inflight: AtomicU32::new(1),
-                    last_active_ms: AtomicU64::new(now_ms()),
-                    running: ArcSwapOption::empty(),
-                });
+                let entry = Arc::new(EntryShared::new(1));
                 let args = SessionArgs {
                     key: v.key().clone(),
                     user: user.to_owned(),
@@ -609,5 +664,51 @@ impl<H: TurnHandler> Conversations for SessionRegistry<H> {
 
     fn ready(&self) -> bool {
         !self.shared.shutting_down.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(entry: &EntryShared, id: &str) {
+        entry.running.store(Some(Arc::new(Inbound {
+            session: "s".into(),
+            user: "u".into(),
+            channel: "web".into(),
+            text: "t".into(),
+            message_id: id.into(),
+            tags: None,
+            stream: None,
+        })));
+    }
+
+    #[test]
+    fn only_new_messages_interrupt_and_answered_ids_are_forgotten_after_the_window() {
+        let entry = EntryShared::new(0);
+        // Nothing runs: nothing to interrupt.
+        assert!(!entry.runs_other_than("m0"));
+        for i in 0..ANSWERED_WINDOW {
+            entry.answered(&format!("m{i}"));
+        }
+        running(&entry, "new");
+        assert!(
+            !entry.runs_other_than("new"),
+            "a retry of the running message"
+        );
+        assert!(
+            !entry.runs_other_than("m0"),
+            "a retry of an answered message"
+        );
+        assert!(entry.runs_other_than("other"), "a new message");
+        // One more answer pushes the oldest out of the window: the store no longer knows it
+        // either, so it counts as new.
+        entry.answered("m-last");
+        assert!(entry.runs_other_than("m0"));
+        assert!(!entry.runs_other_than("m1"));
+        assert!(!entry.runs_other_than("m-last"));
+        // Empty ids are never taken for retries of an answered message.
+        entry.answered("");
+        assert!(entry.runs_other_than(""));
     }
 }

@@ -187,6 +187,9 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                 // one (does not); an `Arc` clone, so it costs the turn no allocation.
                 state.entry.running.store(Some(Arc::clone(&msg)));
                 let end = self.turn(state, &msg).await;
+                if matches!(end, TurnEnd::Done(Ok(_))) {
+                    state.entry.answered(&msg.message_id);
+                }
                 state.entry.running.store(None);
                 state
                     .entry

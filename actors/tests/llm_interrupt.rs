@@ -5,8 +5,8 @@
 //! ends at once — a said text unsaid, a saved one taking its `fallback:` — with the record
 //! `interrupted: a newer message arrived`. A turn busy with a skill when the newer message
 //! arrives skips the generation it had not started yet; the interruption does not reach the
-//! newer turn. A retry of the running message (same id) and a message for another session
-//! interrupt nothing.
+//! newer turn. A retry of the running message (same id) or of a message already answered, and
+//! a message for another session, interrupt nothing.
 
 mod common;
 
@@ -490,5 +490,41 @@ async fn an_interruption_ends_with_the_turn_it_interrupted() {
         .await
         .expect("answered");
     assert_eq!(texts(&third).len(), 2, "{third:?}");
+    registry.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_retry_of_an_answered_message_does_not_interrupt() {
+    let Fixture {
+        registry, backend, ..
+    } = fixture().await;
+    let hi = registry
+        .send(msg("conv", "hi", "m1", None))
+        .await
+        .expect("answered");
+    assert_eq!(texts(&hi), vec!["Hi! How can I help?"]);
+    let (tx, mut rx) = mpsc::channel(16);
+    let second = spawn_send(
+        &registry,
+        msg("conv", SLOW, "m2", Some(TurnStream::new(tx))),
+    );
+    first_delta(&mut rx).await;
+    // The channel resends an older message it already got an answer to (after a reconnect,
+    // say): the store answers it as a duplicate, so the generation must run on.
+    let retry = spawn_send(&registry, msg("conv", "hi", "m1", None));
+    let second = outcome(second, Duration::from_secs(10)).await;
+    assert!(backend.completed.load(Ordering::SeqCst));
+    let answer = format!("{FIRST}{REST}");
+    assert_eq!(
+        texts(&second),
+        vec!["Let me check that for you.", answer.as_str()]
+    );
+    let retry = outcome(retry, Duration::from_secs(5)).await;
+    assert!(retry.duplicate);
+    assert_eq!(retry.replies, hi.replies);
+    assert_eq!(
+        generation_records(&registry, "conv").await,
+        vec![("m2".to_owned(), "remote".to_owned())]
+    );
     registry.shutdown().await;
 }
