@@ -186,7 +186,9 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                 // Senders read this to tell a newer message (interrupts) from a retry of this
                 // one (does not); an `Arc` clone, so it costs the turn no allocation.
                 state.entry.running.store(Some(Arc::clone(&msg)));
-                let end = self.turn(state, &msg).await;
+                // Boxed: a turn's future (flow engine, skills, generation) is many KB, and
+                // inline it would be part of every idle actor's task for its whole life.
+                let end = Box::pin(self.turn(state, &msg)).await;
                 if matches!(end, TurnEnd::Done(Ok(_))) {
                     state.entry.answered(&msg.message_id);
                 }
