@@ -189,7 +189,9 @@ impl<H: TurnHandler> Actor for SessionActor<H> {
                 // Boxed: a turn's future (flow engine, skills, generation) is many KB, and
                 // inline it would be part of every idle actor's task for its whole life.
                 let end = Box::pin(self.turn(state, &msg)).await;
-                if matches!(end, TurnEnd::Done(Ok(_))) {
+                // A duplicate's id is already remembered: pushing it again would push older
+                // ids out of the window early.
+                if matches!(&end, TurnEnd::Done(Ok(outcome)) if !outcome.duplicate) {
                     state.entry.answered(&msg.message_id);
                 }
                 state.entry.running.store(None);
