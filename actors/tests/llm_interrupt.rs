@@ -263,6 +263,29 @@ async fn first_delta(rx: &mut mpsc::Receiver<StreamPiece>) -> String {
     }
 }
 
+/// Sends [`SLOW`] as message `id` of "conv" with a stream, and waits until its first delta
+/// has streamed: the slow generation is under way. The receiver gets the rest of the stream.
+async fn start_slow(
+    registry: &SessionRegistry<FlowEngine>,
+    id: &str,
+) -> (JoinHandle<TurnOutcome>, mpsc::Receiver<StreamPiece>) {
+    let (tx, mut rx) = mpsc::channel(16);
+    let task = spawn_send(registry, msg("conv", SLOW, id, Some(TurnStream::new(tx))));
+    let shown = first_delta(&mut rx).await;
+    assert!(FIRST.starts_with(&shown), "{shown}");
+    (task, rx)
+}
+
+/// The slow generation ran to its end and its whole text was said.
+fn assert_slow_answer_said(backend: &Slow, outcome: &TurnOutcome) {
+    assert!(backend.completed.load(Ordering::SeqCst));
+    let answer = format!("{FIRST}{REST}");
+    assert_eq!(
+        texts(outcome),
+        vec!["Let me check that for you.", answer.as_str()]
+    );
+}
+
 async fn outcome(task: JoinHandle<TurnOutcome>, within: Duration) -> TurnOutcome {
     tokio::time::timeout(within, task)
         .await
@@ -295,13 +318,7 @@ async fn a_newer_message_interrupts_a_said_generation() {
     let Fixture {
         registry, backend, ..
     } = fixture().await;
-    let (tx, mut rx) = mpsc::channel(16);
-    let first = spawn_send(
-        &registry,
-        msg("conv", SLOW, "m1", Some(TurnStream::new(tx))),
-    );
-    let shown = first_delta(&mut rx).await;
-    assert!(FIRST.starts_with(&shown), "{shown}");
+    let (first, mut rx) = start_slow(&registry, "m1").await;
 
     let interrupted_at = Instant::now();
     let second = spawn_send(&registry, msg("conv", "how do returns work", "m2", None));
@@ -373,21 +390,11 @@ async fn a_retry_of_the_running_message_does_not_interrupt_it() {
     let Fixture {
         registry, backend, ..
     } = fixture().await;
-    let (tx, mut rx) = mpsc::channel(16);
-    let first = spawn_send(
-        &registry,
-        msg("conv", SLOW, "m1", Some(TurnStream::new(tx))),
-    );
-    first_delta(&mut rx).await;
+    let (first, _rx) = start_slow(&registry, "m1").await;
     // The channel resends the same message (same id), e.g. after a dropped connection.
     let retry = spawn_send(&registry, msg("conv", SLOW, "m1", None));
     let first = outcome(first, Duration::from_secs(10)).await;
-    assert!(backend.completed.load(Ordering::SeqCst));
-    let answer = format!("{FIRST}{REST}");
-    assert_eq!(
-        texts(&first),
-        vec!["Let me check that for you.", answer.as_str()]
-    );
+    assert_slow_answer_said(&backend, &first);
     let retry = outcome(retry, Duration::from_secs(5)).await;
     assert!(retry.duplicate);
     assert_eq!(retry.replies, first.replies);
@@ -403,20 +410,14 @@ async fn a_message_for_another_session_does_not_interrupt() {
     let Fixture {
         registry, backend, ..
     } = fixture().await;
-    let (tx, mut rx) = mpsc::channel(16);
-    let first = spawn_send(
-        &registry,
-        msg("conv", SLOW, "m1", Some(TurnStream::new(tx))),
-    );
-    first_delta(&mut rx).await;
+    let (first, _rx) = start_slow(&registry, "m1").await;
     let other = registry
         .send(msg("elsewhere", "hi", "o1", None))
         .await
         .expect("the other session answers");
     assert_eq!(texts(&other), vec!["Hi! How can I help?"]);
     let first = outcome(first, Duration::from_secs(10)).await;
-    assert!(backend.completed.load(Ordering::SeqCst));
-    assert_eq!(first.replies.len(), 2, "{first:?}");
+    assert_slow_answer_said(&backend, &first);
     assert_eq!(
         generation_records(&registry, "conv").await,
         vec![("m1".to_owned(), "remote".to_owned())]
@@ -503,22 +504,12 @@ async fn a_retry_of_an_answered_message_does_not_interrupt() {
         .await
         .expect("answered");
     assert_eq!(texts(&hi), vec!["Hi! How can I help?"]);
-    let (tx, mut rx) = mpsc::channel(16);
-    let second = spawn_send(
-        &registry,
-        msg("conv", SLOW, "m2", Some(TurnStream::new(tx))),
-    );
-    first_delta(&mut rx).await;
+    let (second, _rx) = start_slow(&registry, "m2").await;
     // The channel resends an older message it already got an answer to (after a reconnect,
     // say): the store answers it as a duplicate, so the generation must run on.
     let retry = spawn_send(&registry, msg("conv", "hi", "m1", None));
     let second = outcome(second, Duration::from_secs(10)).await;
-    assert!(backend.completed.load(Ordering::SeqCst));
-    let answer = format!("{FIRST}{REST}");
-    assert_eq!(
-        texts(&second),
-        vec!["Let me check that for you.", answer.as_str()]
-    );
+    assert_slow_answer_said(&backend, &second);
     let retry = outcome(retry, Duration::from_secs(5)).await;
     assert!(retry.duplicate);
     assert_eq!(retry.replies, hi.replies);

@@ -45,7 +45,6 @@ async fn next_of(ws: &mut Socket, kind: &str, wait: Duration) -> Option<Value> {
 async fn the_agent_gets_knowledge_base_suggestions_and_the_user_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let kefu = Kefu::start(dir.path(), CONFIG, &[]);
-    let http = reqwest::Client::new();
     let token = kefu.agent_token("alice", "alice-secret-1").await;
     let url = format!("ws://{}/v1/agents/ws?token={token}", kefu.addr);
     let (mut agent, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -80,15 +79,10 @@ async fn the_agent_gets_knowledge_base_suggestions_and_the_user_nothing() {
     assert!(best.contains("99 元包邮"), "{best}");
 
     // A console reload sees the latest suggestions in the context.
-    let context: Value = http
-        .get(kefu.url("/v1/agents/conversations/sug-1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, context) = kefu
+        .get("/v1/agents/conversations/sug-1", Some(&token))
+        .await;
+    assert_eq!(status, 200, "{context}");
     assert_eq!(
         context["suggestions"]["items"][0]["text"], best,
         "{context}"

@@ -195,34 +195,31 @@ async fn assert_slow_stream_abandoned(remote: &Remote) {
     assert_eq!(remote.requests.load(Ordering::SeqCst), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_message_interrupts_a_streaming_generation() {
-    let (remote_addr, remote) = fake_remote().await;
-    let kefu = start_kefu(BOT, remote_addr, 30_000).await;
+/// Frames up to and including the next turn frame: the frames before it, and the turn.
+async fn until_turn(ws: &mut Socket, within: Duration) -> (Vec<Value>, Value) {
+    let mut frames = Vec::new();
+    loop {
+        let frame = next_frame(ws, within).await;
+        if frame["type"] == "turn" {
+            return (frames, frame);
+        }
+        frames.push(frame);
+    }
+}
 
-    let mut first = connect(&kefu, "c-int").await;
-    send(&mut first, SLOW_QUESTION, "m1").await;
-    // The generation is under way: some of it has streamed.
-    let frame = next_frame(&mut first, Duration::from_secs(10)).await;
+/// Waits for the slow answer's first delta on `ws`: the generation is under way.
+async fn slow_answer_streaming(ws: &mut Socket) {
+    let frame = next_frame(ws, Duration::from_secs(10)).await;
     assert_eq!(frame["type"], "delta", "{frame}");
     let shown = frame["text"].as_str().unwrap_or_default();
     assert!(SLOW_FIRST.starts_with(shown), "{frame}");
+}
 
-    // The user writes again in the same conversation.
-    let mut second = connect(&kefu, "c-int").await;
-    let interrupted_at = Instant::now();
-    send(&mut second, "how do returns work", "m2").await;
-
-    // The first turn ends promptly: its draft is retracted and nothing generated is said.
-    let mut frames = Vec::new();
-    let turn = loop {
-        let frame = next_frame(&mut first, Duration::from_secs(5)).await;
-        if frame["type"] == "turn" {
-            break frame;
-        }
-        frames.push(frame);
-    };
-    let took = interrupted_at.elapsed();
+/// The interrupted turn of message `m1` on `ws`, promptly after `since`: the rest of its draft
+/// (if any), then the retraction, then its turn frame with no generated text.
+async fn assert_interrupted_turn(ws: &mut Socket, since: Instant) {
+    let (frames, turn) = until_turn(ws, Duration::from_secs(5)).await;
+    let took = since.elapsed();
     assert!(
         took < Duration::from_secs(3),
         "the interrupted turn took {took:?}"
@@ -238,23 +235,40 @@ async fn a_second_message_interrupts_a_streaming_generation() {
             .all(|f| f["type"] == "delta"),
         "{frames:?}"
     );
+    assert_eq!(turn["message_id"], "m1", "{turn}");
     assert_eq!(replies(&turn), vec!["Let me check that for you."], "{turn}");
-    assert_eq!(turn["message_id"], "m1");
+}
 
-    // The second message is answered by the model.
-    let turn = loop {
-        let frame = next_frame(&mut second, Duration::from_secs(10)).await;
-        match frame["type"].as_str() {
-            Some("delta") => continue,
-            Some("turn") => break frame,
-            other => panic!("unexpected frame {other:?}: {frame}"),
-        }
-    };
+/// The turn of message `m2` on `ws`: streamed deltas, then the model's answer.
+async fn assert_answered_turn(ws: &mut Socket) {
+    let (frames, turn) = until_turn(ws, Duration::from_secs(10)).await;
+    assert!(frames.iter().all(|f| f["type"] == "delta"), "{frames:?}");
+    assert_eq!(turn["message_id"], "m2", "{turn}");
     assert_eq!(
         replies(&turn),
         vec!["Let me check that for you.", FAST_ANSWER],
         "{turn}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_message_interrupts_a_streaming_generation() {
+    let (remote_addr, remote) = fake_remote().await;
+    let kefu = start_kefu(BOT, remote_addr, 30_000).await;
+
+    let mut first = connect(&kefu, "c-int").await;
+    send(&mut first, SLOW_QUESTION, "m1").await;
+    slow_answer_streaming(&mut first).await;
+
+    // The user writes again in the same conversation.
+    let mut second = connect(&kefu, "c-int").await;
+    let interrupted_at = Instant::now();
+    send(&mut second, "how do returns work", "m2").await;
+
+    // The first turn ends promptly: its draft is retracted and nothing generated is said.
+    assert_interrupted_turn(&mut first, interrupted_at).await;
+    // The second message is answered by the model.
+    assert_answered_turn(&mut second).await;
 
     // The remote saw its streaming response abandoned long before it would have finished.
     assert_slow_stream_abandoned(&remote).await;
@@ -288,18 +302,6 @@ async fn a_second_message_interrupts_a_streaming_generation() {
     );
 }
 
-/// Frames up to and including the next turn frame: the frames before it, and the turn.
-async fn until_turn(ws: &mut Socket, within: Duration) -> (Vec<Value>, Value) {
-    let mut frames = Vec::new();
-    loop {
-        let frame = next_frame(ws, within).await;
-        if frame["type"] == "turn" {
-            return (frames, frame);
-        }
-        frames.push(frame);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_message_on_the_same_socket_interrupts_a_streaming_generation() {
     let (remote_addr, remote) = fake_remote().await;
@@ -307,46 +309,15 @@ async fn a_second_message_on_the_same_socket_interrupts_a_streaming_generation()
 
     let mut ws = connect(&kefu, "c-one").await;
     send(&mut ws, SLOW_QUESTION, "m1").await;
-    let frame = next_frame(&mut ws, Duration::from_secs(10)).await;
-    assert_eq!(frame["type"], "delta", "{frame}");
-    let shown = frame["text"].as_str().unwrap_or_default();
-    assert!(SLOW_FIRST.starts_with(shown), "{frame}");
+    slow_answer_streaming(&mut ws).await;
 
     // The user types again into the same chat while the bot is still streaming.
     let interrupted_at = Instant::now();
     send(&mut ws, "how do returns work", "m2").await;
 
-    // First the interrupted turn: the rest of its draft (if any), the retraction, its turn
-    // frame without generated text.
-    let (frames, turn) = until_turn(&mut ws, Duration::from_secs(5)).await;
-    let took = interrupted_at.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "the interrupted turn took {took:?}"
-    );
-    assert_eq!(
-        frames.last().map(|f| f["type"].clone()),
-        Some(json!("retract")),
-        "{frames:?}"
-    );
-    assert!(
-        frames[..frames.len() - 1]
-            .iter()
-            .all(|f| f["type"] == "delta"),
-        "{frames:?}"
-    );
-    assert_eq!(turn["message_id"], "m1", "{turn}");
-    assert_eq!(replies(&turn), vec!["Let me check that for you."], "{turn}");
-
-    // Then the second message's turn, answered by the model.
-    let (frames, turn) = until_turn(&mut ws, Duration::from_secs(10)).await;
-    assert!(frames.iter().all(|f| f["type"] == "delta"), "{frames:?}");
-    assert_eq!(turn["message_id"], "m2", "{turn}");
-    assert_eq!(
-        replies(&turn),
-        vec!["Let me check that for you.", FAST_ANSWER],
-        "{turn}"
-    );
+    // First the interrupted turn, then the second message's turn, in that order.
+    assert_interrupted_turn(&mut ws, interrupted_at).await;
+    assert_answered_turn(&mut ws).await;
 
     assert_slow_stream_abandoned(&remote).await;
 }

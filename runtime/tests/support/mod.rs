@@ -144,29 +144,24 @@ impl Kefu {
 
     /// Signs `agent` in with `secret`; the agent token.
     pub async fn agent_token(&self, agent: &str, secret: &str) -> String {
-        let signed: Value = reqwest::Client::new()
-            .post(self.url("/v1/agents/sign-in"))
+        let resp = self
+            .request(reqwest::Method::POST, "/v1/agents/sign-in", None)
             .json(&json!({"agent": agent, "secret": secret}))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
-        signed["token"].as_str().expect("agent token").to_owned()
+        let signed: Value = resp.json().await.unwrap_or(Value::Null);
+        signed["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no agent token: {signed}"))
+            .to_owned()
     }
 
     /// The waiting queue as the agent holding `token` sees it.
     pub async fn agent_queue(&self, token: &str) -> Vec<Value> {
-        let queue: Value = reqwest::Client::new()
-            .get(self.url("/v1/agents/queue"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        // The agent token is a bearer token, as API keys are.
+        let (status, queue) = self.get("/v1/agents/queue", Some(token)).await;
+        assert_eq!(status, 200, "{queue}");
         queue["queue"].as_array().expect("queue").clone()
     }
 
