@@ -213,16 +213,11 @@ pub fn summary_outcome(result: Result<LlmAnswer, GenerateError>) -> StoredSummar
             }
         }
         Rung::KnowledgeBase | Rung::Template | Rung::Human => {
-            let why: Vec<String> = answer
-                .degraded
-                .iter()
-                .filter(|s| matches!(s.rung, Rung::Remote | Rung::Local))
-                .map(|s| s.describe())
-                .collect();
+            let why = answer.skipped(|rung| matches!(rung, Rung::Remote | Rung::Local));
             extractive(if why.is_empty() {
                 "no model answered".to_owned()
             } else {
-                why.join("; ")
+                why
             })
         }
     }

@@ -23,7 +23,7 @@
 
 use kefu_models::llm::{ChatMessage, Passage, PromptParts};
 
-use super::{GenerateError, GenerateRequest, LlmAnswer, LlmService, Rung, RungSkip};
+use super::{GenerateError, GenerateRequest, LlmAnswer, LlmService, Rung};
 use crate::api::TurnStream;
 
 /// One `generate:` step of a flow, as the engine hands it over.
@@ -150,13 +150,7 @@ fn from_answer(answer: &LlmAnswer) -> FlowGenerated {
             // The ladder's own last rungs (no template was given, so it ends at `human`) are
             // not what happened: the flow's fallback answered. Keep the model and knowledge
             // rungs' reasons, leave out the template rung's.
-            let why = answer
-                .degraded
-                .iter()
-                .filter(|s| s.rung != Rung::Template)
-                .map(RungSkip::describe)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let why = answer.skipped(|rung| rung != Rung::Template);
             FlowGenerated {
                 result: Err(if why.is_empty() {
                     "no answer".to_owned()
@@ -177,7 +171,7 @@ fn from_answer(answer: &LlmAnswer) -> FlowGenerated {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::DegradeReason;
+    use crate::llm::{DegradeReason, RungSkip};
     use kefu_models::llm::Usage;
 
     fn answer(rung: Rung, degraded: Vec<RungSkip>) -> LlmAnswer {

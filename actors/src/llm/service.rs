@@ -258,8 +258,18 @@ impl LlmAnswer {
         if self.degraded.is_empty() {
             return self.rung.as_str().to_owned();
         }
-        let skips: Vec<String> = self.degraded.iter().map(RungSkip::describe).collect();
-        format!("{} ({})", self.rung.as_str(), skips.join("; "))
+        format!("{} ({})", self.rung.as_str(), self.skipped(|_| true))
+    }
+
+    /// Why the rungs that `keep` selects did not answer, `; `-separated
+    /// (`remote: timeout; local: not_configured`); empty when none of them was skipped.
+    pub fn skipped(&self, keep: impl Fn(Rung) -> bool) -> String {
+        self.degraded
+            .iter()
+            .filter(|s| keep(s.rung))
+            .map(RungSkip::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
