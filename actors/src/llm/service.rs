@@ -307,6 +307,9 @@ struct Inner {
     /// message arrived. Cleared when a turn of the session starts or ends
     /// ([`LlmService::turn_boundary`]), so it never outlives the superseded turn.
     superseded: DashMap<(String, String), ()>,
+    /// How many marks `superseded` holds: `turn_boundary` runs twice per turn and usually has
+    /// nothing to clear, so it reads this instead of allocating a key or visiting every shard.
+    superseded_marks: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -380,6 +383,7 @@ impl LlmService {
                 moderator,
                 inflight: DashMap::new(),
                 superseded: DashMap::new(),
+                superseded_marks: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
             }),
         }
@@ -401,7 +405,9 @@ impl LlmService {
         let key = (tenant.to_owned(), session.to_owned());
         // Marked before the in-flight entry is looked at; `generate` registers before it reads
         // the mark. Whatever the interleaving, a starting generation sees one or the other.
-        self.inner.superseded.insert(key.clone(), ());
+        if self.inner.superseded.insert(key.clone(), ()).is_none() {
+            self.inner.superseded_marks.fetch_add(1, Ordering::AcqRel);
+        }
         if let Some((_, (_, token))) = self.inner.inflight.remove(&key) {
             token.cancel();
         }
@@ -410,10 +416,18 @@ impl LlmService {
     /// A turn of the session starts or ends: an interruption recorded for an earlier turn no
     /// longer applies.
     pub fn turn_boundary(&self, tenant: &str, session: &str) {
-        if !self.inner.superseded.is_empty() {
-            self.inner
-                .superseded
-                .remove(&(tenant.to_owned(), session.to_owned()));
+        // A mark for this session is set before its newer message is queued, so a turn that
+        // starts after it sees the count.
+        if self.inner.superseded_marks.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        if self
+            .inner
+            .superseded
+            .remove(&(tenant.to_owned(), session.to_owned()))
+            .is_some()
+        {
+            self.inner.superseded_marks.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
