@@ -4,7 +4,8 @@
 StackFAQ ships as XML: each thread is a <qaPair> holding the original StackExchange
 <question>, its top <answer>s and several <rephr> rephrasings of the information need.
 Each thread becomes one knowledge-base entry (id = thread number, question, answers joined)
-and each rephrasing one query whose expected_id is that thread.
+and each rephrasing one query whose expected_id is that thread; the `*` placeholders some
+threads carry instead of a rephrasing are skipped (125 threads, 1,249 queries).
 
 Usage:
     stackfaq_to_jsonl.py STACKFAQ.xml KB.jsonl QUERIES.jsonl
@@ -47,7 +48,9 @@ def main(src, kb_path, queries_path):
             kb.write(json.dumps({'id': tid, 'question': question, 'answer': '\n\n'.join(answers)},
                                 ensure_ascii=False) + '\n')
             for r in rephr:
-                if r:
+                # Threads with fewer rephrasings fill the rest with a `*` placeholder: not a
+                # query (nothing can match it), so it is left out rather than scored as a miss.
+                if any(ch.isalnum() for ch in r):
                     qs.write(json.dumps({'query': r, 'expected_id': tid}, ensure_ascii=False) + '\n')
                     n_q += 1
     print(f'{len(pairs)} threads, {n_q} queries', file=sys.stderr)

@@ -31,6 +31,10 @@ pub(crate) struct EvalArgs {
     /// Language of the entries (default: detected per entry); also restricts the search.
     #[arg(long, value_parser = ["zh", "en"])]
     lang: Option<String>,
+    /// Ranking weights to try instead of the defaults, inline JSON
+    /// (`'{"bm25_weight": 0.5, "answer_boost": 0.2}'`); fields as in `kefu_kb::Tuning`.
+    #[arg(long)]
+    tuning: Option<String>,
     /// Print the figures as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -45,7 +49,23 @@ pub(crate) fn run(cmd: KbCommand) -> ExitCode {
 
 fn eval(args: EvalArgs) -> ExitCode {
     let lang = args.lang.as_deref().and_then(Lang::parse);
-    let kb = match load_kb(&args.kb, lang, Tuning::default()) {
+    let tuning = match args.tuning.as_deref().map(serde_json::from_str::<Tuning>) {
+        None => Tuning::default(),
+        Some(Ok(t)) => match t.validate() {
+            Ok(()) => t,
+            Err(e) => {
+                eprintln!("error: --tuning: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Some(Err(e)) => {
+            eprintln!(
+                "error: --tuning: {e}\nhint: a JSON object such as '{{\"bm25_weight\": 0.5}}'"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let kb = match load_kb(&args.kb, lang, tuning) {
         Ok(kb) => kb,
         Err(e) => {
             eprintln!("error: {e}");
