@@ -39,6 +39,13 @@ fn chinese_intents_with_out_of_scope() {
         r.inscope_accuracy >= eval.details.inscope_top1_accuracy - 0.1,
         "{eval:?}"
     );
+    // Rejection only takes away: threshold <= oos class alone <= no rejection.
+    let oos_only = eval.details.inscope_no_threshold_accuracy.unwrap();
+    assert!(
+        r.inscope_accuracy <= oos_only + 1e-9
+            && oos_only <= eval.details.inscope_top1_accuracy + 1e-9,
+        "{eval:?}"
+    );
 }
 
 #[test]

@@ -59,9 +59,12 @@ pub struct NluEvalDetails {
     pub test_examples: usize,
     /// In-scope intents learned.
     pub intents: usize,
-    /// In-scope accuracy of the top-ranked intent, no rejection: the figure the threshold
-    /// is judged against.
+    /// In-scope accuracy of the top-ranked intent, no rejection at all.
     pub inscope_top1_accuracy: f64,
+    /// In-scope accuracy when only the `oos` class rejects (its probability beats every
+    /// intent's) and no confidence threshold applies: the figure the learned threshold's
+    /// budget (`oos_max_accuracy_drop`) is measured from. `None` without an `oos` class.
+    pub inscope_no_threshold_accuracy: Option<f64>,
     /// How rejection worked: `learned threshold`, `oos class + min_confidence` or `none`.
     pub rejection: String,
     /// The confidence threshold in force (if rejection applied).
@@ -149,6 +152,22 @@ pub fn nlu_eval(
         .iter()
         .filter(|&&i| predictions[i].1.as_deref() == Some(gold[i]))
         .count();
+    // Outside the timed loop: the full distribution, to see where the oos class alone wins.
+    let no_threshold_correct = reject.then(|| {
+        in_scope
+            .iter()
+            .filter(|&&i| {
+                let probs = clf.class_probabilities(&normalize(&test[i].text));
+                let p = |name: &str| probs.iter().find(|(c, _)| c == name).map(|(_, v)| *v);
+                let top = predictions[i].1.as_deref();
+                match (top, p(OOS_INTENT)) {
+                    (Some(t), Some(oos)) => t == gold[i] && p(t).is_some_and(|v| v >= oos),
+                    (Some(t), None) => t == gold[i],
+                    (None, _) => false,
+                }
+            })
+            .count()
+    });
     let oos_gold = gold.len() - in_scope.len();
     let oos_pred = decided.iter().filter(|d| **d == OOS_INTENT).count();
     let oos_hit = (0..gold.len())
@@ -182,6 +201,8 @@ pub fn nlu_eval(
             test_examples: test.len(),
             intents: clf.intents().len(),
             inscope_top1_accuracy: ratio(top1_correct, in_scope.len()).unwrap_or(0.0),
+            inscope_no_threshold_accuracy: no_threshold_correct
+                .and_then(|c| ratio(c, in_scope.len())),
             rejection: rejection.to_owned(),
             threshold: reject.then_some(cal.threshold),
             temperature: cal.temperature,

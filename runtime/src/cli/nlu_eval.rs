@@ -186,6 +186,9 @@ fn print_nlu(eval: &NluEval) {
         "inscope_top1      {:.4}  (no rejection)",
         d.inscope_top1_accuracy
     );
+    if let Some(a) = d.inscope_no_threshold_accuracy {
+        println!("inscope_oos_only  {a:.4}  (oos class rejects, no threshold)");
+    }
     println!("oos_recall        {}", opt(r.oos_recall));
     println!("oos_precision     {}", opt(r.oos_precision));
     println!("train_seconds     {:.3}", r.train_seconds);
