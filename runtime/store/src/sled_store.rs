@@ -77,9 +77,10 @@ pub struct SledStoreConfig {
     /// Group-commit flushes start at least this far apart. Under load, appends that arrive
     /// meanwhile share the next flush (fewer flushes, each waking sled's I/O threads and every
     /// waiter once); after an idle spell the first flush starts at once, so a lone append
-    /// waits no longer. Default 1 ms: the load test's server CPU per turn fell from 134 to
-    /// 108 µs and its append p99 from 77 to 24 ms (BENCHMARKS.md, "Flush pacing"). Zero
-    /// flushes back to back.
+    /// waits no longer. Default 2 ms: in the load test (1,000 sessions, 2 cores) the server's
+    /// CPU per turn fell from about 130 to 95 µs; 0.5, 1 and 3 ms gave 120, 112 and 98 µs
+    /// (BENCHMARKS.md, "Flush pacing"). An acknowledgement may wait up to this much longer
+    /// under load. Zero flushes back to back.
     pub min_flush_interval: std::time::Duration,
 }
 
@@ -91,7 +92,7 @@ impl Default for SledStoreConfig {
             background_flush_ms: None,
             lock_stripes: 1024,
             idempotency_window: crate::DEFAULT_IDEMPOTENCY_WINDOW,
-            min_flush_interval: std::time::Duration::from_millis(1),
+            min_flush_interval: std::time::Duration::from_millis(2),
         }
     }
 }

@@ -18,8 +18,9 @@
 //! starts at once (no added latency at low load); under load the flusher sleeps out the rest of
 //! the interval before taking the next generation, so more appends share each flush. Without
 //! it a loaded server ran ~2,000 flushes per second of ~6 appends each, and each flush wakes
-//! sled's I/O threads, this thread and every waiter: at 1 ms the load test's flushes fell to a
-//! quarter and a turn's server CPU from 134 to 108 µs (BENCHMARKS.md, "Flush pacing"). Sleeping
+//! sled's I/O threads, this thread and every waiter: at the default 2 ms the load test's
+//! flushes fell to about 350 per second and a turn's server CPU from about 130 to 95 µs
+//! (BENCHMARKS.md, "Flush pacing"). Sleeping
 //! before `started` is bumped changes nothing in the argument above: a writer that arrives
 //! during the sleep takes the ticket of the flush that is about to start, and that flush
 //! starts after its write.
