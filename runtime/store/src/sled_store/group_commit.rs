@@ -19,7 +19,7 @@
 //! the interval before taking the next generation, so more appends share each flush. Without
 //! it a loaded server ran ~2,000 flushes per second of ~6 appends each, and each flush wakes
 //! sled's I/O threads, this thread and every waiter: at the default 2 ms the load test's
-//! flushes fell to about 350 per second and a turn's server CPU from about 130 to 95 µs
+//! flushes fell from about 2,000 to about 420 per second and a turn's server CPU from about 130 to 95 µs
 //! (BENCHMARKS.md, "Flush pacing"). Sleeping
 //! before `started` is bumped changes nothing in the argument above: a writer that arrives
 //! during the sleep takes the ticket of the flush that is about to start, and that flush
