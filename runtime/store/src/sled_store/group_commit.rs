@@ -19,11 +19,10 @@
 //! the interval before taking the next generation, so more appends share each flush. Without
 //! it a loaded server ran ~2,000 flushes per second of ~6 appends each, and each flush wakes
 //! sled's I/O threads, this thread and every waiter: at the default 2 ms the load test's
-//! flushes fell from about 2,000 to about 420 per second and a turn's server CPU from about 130 to 95 µs
-//! (BENCHMARKS.md, "Flush pacing"). Sleeping
-//! before `started` is bumped changes nothing in the argument above: a writer that arrives
-//! during the sleep takes the ticket of the flush that is about to start, and that flush
-//! starts after its write.
+//! flushes fell to about 420 per second and a turn's server CPU from about 130 to 95 µs
+//! (BENCHMARKS.md, "Flush pacing"). Sleeping before `started` is bumped changes nothing in the
+//! argument above: a writer that arrives during the sleep takes the ticket of the flush that is
+//! about to start, and that flush starts after its write.
 //!
 //! A failed flush fails every waiter released by it with [`StoreError::Io`]; a waiter may also
 //! see a failure of a later flush than its own (it is woken late). That errs on the safe side:
