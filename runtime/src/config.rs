@@ -39,11 +39,54 @@ pub struct Config {
     /// conversations use them (`[llm.service]`, `system_prompt`, `[llm.moderation]`); see
     /// docs/llm.md.
     pub llm: LlmSection,
+    /// The embedded store (`[store]`): how often group-commit flushes may start.
+    pub store: StoreSection,
     /// Log filter in `tracing`'s env-filter syntax (`info`, `kefu=debug,warn`, ...); `RUST_LOG`
     /// wins when set.
     pub log: String,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
+}
+
+/// `[store]`: the embedded sled store's tunables.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Group-commit flushes start at least this many milliseconds apart (0..=100). Under load
+    /// more acknowledgements share a flush, which saves CPU; an acknowledgement may wait up to
+    /// this much longer. The first flush after an idle spell starts at once. Default 2 (see
+    /// `kefu_store::SledStoreConfig::min_flush_interval`); 0 flushes back to back.
+    pub min_flush_interval_ms: f64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            min_flush_interval_ms: kefu_store::SledStoreConfig::default()
+                .min_flush_interval
+                .as_secs_f64()
+                * 1000.0,
+        }
+    }
+}
+
+impl StoreSection {
+    /// The store's configuration with these values.
+    pub fn sled_config(&self) -> kefu_store::SledStoreConfig {
+        kefu_store::SledStoreConfig {
+            min_flush_interval: std::time::Duration::from_secs_f64(
+                self.min_flush_interval_ms / 1000.0,
+            ),
+            ..kefu_store::SledStoreConfig::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(0.0..=100.0).contains(&self.min_flush_interval_ms) {
+            return Err("store.min_flush_interval_ms must be between 0 and 100".to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// How log lines are written.
@@ -68,6 +111,7 @@ impl Default for Config {
             agents: DeskConfig::default(),
             skills: SkillsConfig::default(),
             llm: LlmSection::default(),
+            store: StoreSection::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
         }
@@ -163,6 +207,12 @@ impl Config {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+        self.store
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })?;
         let turn_ms = self.sessions.turn_timeout_secs * 1000.0;
         if self.llm.has_backend() && self.llm.service.ladder_deadline_ms as f64 >= turn_ms {
             return Err(ConfigError::Invalid {
@@ -189,6 +239,32 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_section_sets_the_flush_interval_and_checks_it() {
+        let c = Config::from_toml(Path::new("k.toml"), "").unwrap();
+        assert_eq!(
+            c.store.sled_config().min_flush_interval,
+            kefu_store::SledStoreConfig::default().min_flush_interval
+        );
+        let c = Config::from_toml(
+            Path::new("k.toml"),
+            "[store]\nmin_flush_interval_ms = 0.5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.store.sled_config().min_flush_interval,
+            std::time::Duration::from_micros(500)
+        );
+        let err = Config::from_toml(Path::new("k.toml"), "[store]\nmin_flush_interval_ms = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.min_flush_interval_ms"), "{err}");
+        let err = Config::from_toml(Path::new("k.toml"), "[store]\nflush_ms = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("k.toml:2:"), "{err}");
+    }
 
     #[test]
     fn empty_file_gives_defaults() {

@@ -11,4 +11,6 @@ pub mod reload;
 pub mod server;
 
 pub use config::Config;
-pub use server::{Runtime, RuntimeBuilder, RuntimeError, open_sled, open_sled_store};
+pub use server::{
+    Runtime, RuntimeBuilder, RuntimeError, open_sled, open_sled_store, open_sled_store_with,
+};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use kefu_actors::engine::FlowEngine;
 use kefu_runtime::config::LogFormat;
-use kefu_runtime::{Config, RuntimeBuilder, open_sled_store};
+use kefu_runtime::{Config, RuntimeBuilder, open_sled_store_with};
 use tracing_subscriber::EnvFilter;
 
 #[path = "cli/kb_eval.rs"]
@@ -222,7 +222,7 @@ fn check(dir: PathBuf) -> ExitCode {
 async fn serve(cfg: Config, hot_reload: bool) -> Result<(), String> {
     // First: the store takes its flush-time handles when it opens.
     kefu_runtime::metrics::install();
-    let sled = open_sled_store(&cfg.data_dir)
+    let sled = open_sled_store_with(&cfg.data_dir, cfg.store.sled_config())
         .await
         .map_err(|e| e.to_string())?;
     // Tickets share the session store's database: one data directory, one lock, one backup.

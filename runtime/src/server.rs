@@ -60,8 +60,16 @@ pub async fn open_sled(dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
 /// Opens the embedded sled store in `dir` as its concrete type, for callers that share its
 /// database with other durable parts (tickets, the agent queue).
 pub async fn open_sled_store(dir: &Path) -> Result<Arc<SledStore>, StoreError> {
+    open_sled_store_with(dir, kefu_store::SledStoreConfig::default()).await
+}
+
+/// [`open_sled_store`] with the operator's tunables (the config file's `[store]`).
+pub async fn open_sled_store_with(
+    dir: &Path,
+    config: kefu_store::SledStoreConfig,
+) -> Result<Arc<SledStore>, StoreError> {
     let dir = dir.to_owned();
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
+    let store = tokio::task::spawn_blocking(move || SledStore::open_with(&dir, config))
         .await
         .map_err(|e| StoreError::Io {
             op: "open",
