@@ -55,6 +55,11 @@ struct Args {
     /// Worker threads of the load generator's own runtime.
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
+    /// A `kefu serve` configuration file for the server (to measure an operator's settings,
+    /// such as `[store]` or a skill's `hosting` pool); listen address, data directory and
+    /// flows stay the load generator's.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 /// The conversation each virtual user walks through, offset per user so turns are mixed.
@@ -222,7 +227,12 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // Plenty of fds for thousands of connections.
-    let server = KefuProcess::start(dir.path(), &[])?;
+    let config_arg = args.config.as_ref().map(|p| p.display().to_string());
+    let extra: Vec<&str> = match &config_arg {
+        Some(path) => vec!["--config", path.as_str()],
+        None => Vec::new(),
+    };
+    let server = KefuProcess::start(dir.path(), &extra)?;
     let addr = server.addr;
     anyhow::ensure!(
         addr.ip().is_loopback(),
