@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{Datelike, Days, NaiveDate, Weekday};
-use regex::{Captures, Regex};
+use regex::{Captures, Regex, RegexSet};
 use serde_json::Value;
 
 use super::cn_number::parse_cn_int;
@@ -234,8 +234,22 @@ fn in_week(today: NaiveDate, weeks: i64, day: Weekday) -> Option<NaiveDate> {
     shift(monday, weeks * 7 + i64::from(day.num_days_from_monday()))
 }
 
+/// All rules' patterns in one set: one pass over the text says which rules can match at all,
+/// so the (much slower) capture search runs only for those. Most turns mention no date, and
+/// then no rule runs. Indexes are those of [`RULES`] (a pattern that failed to compile there is
+/// left out of both, in the same order).
+static RULE_SET: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new(RULES.iter().map(|r| r.re.as_str())).unwrap_or_else(|_| RegexSet::empty())
+});
+
 pub(crate) fn find_dates(text: &str, today: NaiveDate, out: &mut Vec<Found>) {
-    for rule in RULES.iter() {
+    let candidates = RULE_SET.matches(text);
+    // An empty set (it failed to build) must not hide dates: then every rule runs.
+    let all = RULE_SET.is_empty();
+    for (i, rule) in RULES.iter().enumerate() {
+        if !all && !candidates.matched(i) {
+            continue;
+        }
         for caps in rule.re.captures_iter(text) {
             let Some(all) = caps.get(0) else { continue };
             if rule.bounded && !ascii_bounded(text, all.start(), all.end()) {
@@ -258,6 +272,16 @@ pub(crate) fn find_dates(text: &str, today: NaiveDate, out: &mut Vec<Found>) {
 mod tests {
     use super::super::extract_entities;
     use super::*;
+
+    #[test]
+    fn the_prefilter_set_mirrors_the_rules() {
+        // Same patterns, same order: `find_dates` maps set indexes to rules.
+        assert_eq!(RULE_SET.len(), RULES.len());
+        assert_eq!(RULES.len(), 10, "every date pattern compiles");
+        for (pattern, rule) in RULE_SET.patterns().iter().zip(RULES.iter()) {
+            assert_eq!(pattern, rule.re.as_str());
+        }
+    }
 
     /// Thursday 2026-03-05.
     fn today() -> NaiveDate {
