@@ -803,14 +803,10 @@ impl TurnHandler for FlowEngine {
     ) -> Result<HandledTurn, HandlerError> {
         // An interruption meant for an earlier turn must not cancel this one's generations,
         // and one meant for this turn must not outlive it.
-        let _boundary = self.llm.as_ref().map(|llm| TurnBoundary {
-            llm,
-            tenant: turn.tenant,
-            session: turn.session,
-        });
-        if let Some(llm) = &self.llm {
-            llm.turn_boundary(turn.tenant, turn.session);
-        }
+        let _boundary = self
+            .llm
+            .as_ref()
+            .map(|llm| TurnBoundary::begin(llm, turn.tenant, turn.session));
         // Tags sent with the message replace the kept ones (an empty list clears them), even in
         // human mode: a later hand-off must see the latest.
         if let Some(tags) = turn.tags {
@@ -855,11 +851,23 @@ impl TurnHandler for FlowEngine {
     }
 }
 
-/// Clears the session's interruption mark when a turn ends, however it ends.
+/// Clears the session's interruption mark when a turn starts and again when it ends, however
+/// it ends.
 struct TurnBoundary<'a> {
     llm: &'a LlmService,
     tenant: &'a str,
     session: &'a str,
+}
+
+impl<'a> TurnBoundary<'a> {
+    fn begin(llm: &'a LlmService, tenant: &'a str, session: &'a str) -> Self {
+        llm.turn_boundary(tenant, session);
+        Self {
+            llm,
+            tenant,
+            session,
+        }
+    }
 }
 
 impl Drop for TurnBoundary<'_> {
