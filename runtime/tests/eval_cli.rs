@@ -267,3 +267,70 @@ fn nlu_eval_splits_one_file() {
     let out = kefu(&["nlu", "eval", "--train", path(&all), "--split", "1.5"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn nlu_eval_writes_the_misclassified_examples() {
+    let (train, test) = (
+        data("intents_zh_train.jsonl"),
+        data("intents_zh_test.jsonl"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("errors.jsonl");
+    let out = kefu(&[
+        "nlu",
+        "eval",
+        "--train",
+        path(&train),
+        "--test",
+        path(&test),
+        "--lang",
+        "zh",
+        "--errors",
+        path(&errors),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = last_json(&out);
+    let test_rows = std::fs::read_to_string(&test).unwrap();
+    let n_test = test_rows.lines().filter(|l| !l.is_empty()).count();
+    let misses: Vec<Value> = std::fs::read_to_string(&errors)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // One line per wrong answer: the count agrees with the reported accuracy.
+    let wrong = ((1.0 - json["accuracy"].as_f64().unwrap()) * n_test as f64).round() as usize;
+    assert_eq!(misses.len(), wrong, "{json}");
+    assert!(!misses.is_empty(), "the fixture is meant to have a few misses");
+    for m in &misses {
+        let (text, expected) = (m["text"].as_str().unwrap(), m["expected"].as_str().unwrap());
+        assert_ne!(expected, m["predicted"].as_str().unwrap(), "{m}");
+        assert!(test_rows.contains(text), "{m}");
+        let c = m["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c), "{m}");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("most confused (expected -> predicted):"), "{text}");
+    assert!(
+        text.contains(&format!("{} misclassified examples written", misses.len())),
+        "{text}"
+    );
+
+    // A file that cannot be created: exit 2, naming the option.
+    let out = kefu(&[
+        "nlu",
+        "eval",
+        "--train",
+        path(&train),
+        "--test",
+        path(&test),
+        "--errors",
+        path(&dir.path().join("missing-dir/errors.jsonl")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--errors"));
+}

@@ -73,6 +73,20 @@ pub struct NluEvalDetails {
     pub temperature: f32,
 }
 
+/// One test example the classifier got wrong, for `kefu nlu eval --errors`: what a designer
+/// reads to decide which examples to add or which intents to merge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NluMiss {
+    /// The test text as given.
+    pub text: String,
+    /// Its label.
+    pub expected: String,
+    /// The decision (`oos` when rejected).
+    pub predicted: String,
+    /// The top-ranked intent's calibrated confidence.
+    pub confidence: f32,
+}
+
 /// The result of [`nlu_eval`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NluEval {
@@ -80,6 +94,26 @@ pub struct NluEval {
     pub report: NluEvalReport,
     /// Context for a human reader.
     pub details: NluEvalDetails,
+    /// Every misclassified test example, in test-file order.
+    pub misses: Vec<NluMiss>,
+}
+
+impl NluEval {
+    /// The most frequent `(expected, predicted)` confusions, most frequent first (ties by
+    /// name), at most `n`.
+    #[must_use]
+    pub fn top_confusions(&self, n: usize) -> Vec<(&str, &str, usize)> {
+        let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for m in &self.misses {
+            *counts
+                .entry((m.expected.as_str(), m.predicted.as_str()))
+                .or_default() += 1;
+        }
+        let mut pairs: Vec<_> = counts.into_iter().map(|((e, p), c)| (e, p, c)).collect();
+        pairs.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (a.0, a.1).cmp(&(b.0, b.1))));
+        pairs.truncate(n);
+        pairs
+    }
 }
 
 /// Options of [`nlu_eval`].
@@ -118,15 +152,18 @@ pub fn nlu_eval(
     let train_seconds = started.elapsed().as_secs_f64();
     let reject = clf.has_oos_class();
 
-    let predict = |text: &str| -> (String, Option<String>) {
+    let predict = |text: &str| -> (String, Option<String>, f32) {
         let p = clf.classify(&normalize(text));
-        let top = p.ranking.first().map(|(i, _)| i.clone());
+        let (top, confidence) = p
+            .ranking
+            .first()
+            .map_or((None, 0.0), |(i, c)| (Some(i.clone()), *c));
         let decided = if reject {
             p.intent.unwrap_or_else(|| OOS_INTENT.to_owned())
         } else {
             top.clone().unwrap_or_else(|| OOS_INTENT.to_owned())
         };
-        (decided, top)
+        (decided, top, confidence)
     };
     // Warm-up: caches, the segmenter's dictionary, lazy statics.
     for ex in test.iter().take(200) {
@@ -142,7 +179,7 @@ pub fn nlu_eval(
     }
 
     let gold: Vec<&str> = test.iter().map(|l| l.label.as_str()).collect();
-    let decided: Vec<&str> = predictions.iter().map(|(d, _)| d.as_str()).collect();
+    let decided: Vec<&str> = predictions.iter().map(|(d, _, _)| d.as_str()).collect();
     let n = gold.len() as f64;
     let correct = gold.iter().zip(&decided).filter(|(g, d)| g == d).count();
     let in_scope: Vec<usize> = (0..gold.len()).filter(|&i| gold[i] != OOS_INTENT).collect();
@@ -168,6 +205,15 @@ pub fn nlu_eval(
             })
             .count()
     });
+    let misses = (0..gold.len())
+        .filter(|&i| decided[i] != gold[i])
+        .map(|i| NluMiss {
+            text: test[i].text.clone(),
+            expected: gold[i].to_owned(),
+            predicted: decided[i].to_owned(),
+            confidence: predictions[i].2,
+        })
+        .collect();
     let oos_gold = gold.len() - in_scope.len();
     let oos_pred = decided.iter().filter(|d| **d == OOS_INTENT).count();
     let oos_hit = (0..gold.len())
@@ -207,6 +253,7 @@ pub fn nlu_eval(
             threshold: reject.then_some(cal.threshold),
             temperature: cal.temperature,
         },
+        misses,
     })
 }
 

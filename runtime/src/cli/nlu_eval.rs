@@ -62,6 +62,10 @@ pub(crate) enum NluCommand {
         /// classifier config. Overrides --lang.
         #[arg(long)]
         config: Option<String>,
+        /// Write every misclassified test example to this file, one JSON object per line
+        /// (`text`, `expected`, `predicted`, `confidence`).
+        #[arg(long, value_name = "FILE")]
+        errors: Option<PathBuf>,
         /// Also print one JSON object as the last line.
         #[arg(long)]
         json: bool,
@@ -117,6 +121,7 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
         lang,
         map,
         config,
+        errors,
         json,
     } = cmd;
     let map = match LabelMap::parse(&map) {
@@ -151,6 +156,16 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
     match result {
         Ok(eval) => {
             print_nlu(&eval);
+            if let Some(path) = errors {
+                if let Err(e) = write_misses(&path, &eval) {
+                    return fail(format!("--errors {}: {e}", path.display()));
+                }
+                println!(
+                    "errors: {} misclassified examples written to {}",
+                    eval.misses.len(),
+                    path.display()
+                );
+            }
             if json {
                 match serde_json::to_string(&eval.report) {
                     Ok(line) => println!("{line}"),
@@ -161,6 +176,17 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
         }
         Err(e) => fail(e),
     }
+}
+
+/// `--errors FILE`: the misclassified test examples as JSONL.
+fn write_misses(path: &std::path::Path, eval: &NluEval) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for miss in &eval.misses {
+        serde_json::to_writer(&mut out, miss)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -194,6 +220,13 @@ fn print_nlu(eval: &NluEval) {
     println!("train_seconds     {:.3}", r.train_seconds);
     println!("p50_us            {:.1}", r.p50_us);
     println!("p99_us            {:.1}", r.p99_us);
+    let confusions = eval.top_confusions(5);
+    if !confusions.is_empty() {
+        println!("most confused (expected -> predicted):");
+        for (expected, predicted, n) in confusions {
+            println!("  {n:>5}  {expected} -> {predicted}");
+        }
+    }
 }
 
 /// Runs a `kefu emotion` subcommand.
