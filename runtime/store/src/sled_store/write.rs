@@ -171,7 +171,7 @@ fn next_meta(
     };
     if let Some(key) = req.idempotency_key {
         recent.push(RecentIdem {
-            key,
+            digest: codec::idem_digest(&key),
             first_seq,
             last_seq,
         });
