@@ -179,6 +179,41 @@ flows:
 }
 
 #[test]
+fn every_text_of_a_turn_sees_the_slots_as_they_are_then() {
+    // The interpreter reuses one template context across a turn's texts while the slots do
+    // not change; each `set` must still show in the next text.
+    let b = bot(&format!(
+        "{INTENTS}
+slots:
+  level: {{type: enum, values: [gold, silver]}}
+flows:
+  f:
+    trigger: {{intent: a}}
+    steps:
+      - say: 'level={{{{ slots.level or \"none\" }}}}'
+      - say: 'again={{{{ slots.level or \"none\" }}}}'
+      - set: {{level: gold}}
+      - say: 'level={{{{ slots.level }}}}'
+      - set: {{level: silver}}
+      - say: 'level={{{{ slots.level }}}}'
+      - set: {{level: null}}
+      - say: 'level={{{{ slots.level or \"none\" }}}}'
+"
+    ));
+    let (_, out) = run(&b, Lang::Zh, &[("x", Some("a"))]);
+    assert_eq!(
+        out[0],
+        vec![
+            say("level=none"),
+            say("again=none"),
+            say("level=gold"),
+            say("level=silver"),
+            say("level=none"),
+        ]
+    );
+}
+
+#[test]
 fn goto_loop_is_cut_off_with_a_handoff() {
     let b = bot(&format!(
         "{INTENTS}slots:\n  n: {{type: integer}}\nflows:\n  f:\n    trigger: {{intent: a}}\n    steps:\n      - set: {{n: 1}}\n      - id: top\n        say: again\n      - ask: n\n        prompt: never asked, the slot is filled\n      - goto: top\n"
