@@ -305,7 +305,10 @@ fn nlu_eval_writes_the_misclassified_examples() {
     // One line per wrong answer: the count agrees with the reported accuracy.
     let wrong = ((1.0 - json["accuracy"].as_f64().unwrap()) * n_test as f64).round() as usize;
     assert_eq!(misses.len(), wrong, "{json}");
-    assert!(!misses.is_empty(), "the fixture is meant to have a few misses");
+    assert!(
+        !misses.is_empty(),
+        "the fixture is meant to have a few misses"
+    );
     for m in &misses {
         let (text, expected) = (m["text"].as_str().unwrap(), m["expected"].as_str().unwrap());
         assert_ne!(expected, m["predicted"].as_str().unwrap(), "{m}");
@@ -314,7 +317,10 @@ fn nlu_eval_writes_the_misclassified_examples() {
         assert!((0.0..=1.0).contains(&c), "{m}");
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("most confused (expected -> predicted):"), "{text}");
+    assert!(
+        text.contains("most confused (expected -> predicted):"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("{} misclassified examples written", misses.len())),
         "{text}"
