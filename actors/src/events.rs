@@ -1,7 +1,13 @@
 //! The session's persisted records: events in its log and the snapshot of its state.
 //!
-//! Events are JSON so that an operator can read a log with ordinary tools; they are small and
-//! written once. The snapshot is rewritten with every turn (in the same atomic append), so
+//! Events are stored in a compact binary layout (see [`SessionEvent::encode`]): a turn writes
+//! three to five of them, and in JSON the field names, quotes and the repeated message id were
+//! two thirds of the bytes; the store's cost per turn grows with the bytes it writes. Older
+//! logs hold JSON events, which [`SessionEvent::decode`] still reads (a JSON record starts
+//! with `{`, a compact one with its version byte), so no migration is needed. Operators read
+//! logs through the API (`GET /v1/conversations/{key}`), which serves JSON either way.
+//!
+//! The snapshot stays JSON: it is rewritten with every turn (in the same atomic append), so
 //! activation is one read and never a replay.
 
 use serde::{Deserialize, Serialize};
@@ -89,16 +95,176 @@ impl SessionEvent {
         }
     }
 
-    /// Encodes for the store.
+    /// Encodes for the store: the version byte [`COMPACT_V1`], a tag byte naming the variant,
+    /// then the variant's fields in declaration order, each string as a LEB128 length and its
+    /// UTF-8 bytes, `at_ms` as a LEB128 number.
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising a plain enum of strings and integers into a Vec cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let (tag, strings, at_ms): (u8, &[&str], u64) = match self {
+            SessionEvent::User {
+                message_id,
+                text,
+                channel,
+                at_ms,
+            } => (1, &[message_id, text, channel], *at_ms),
+            SessionEvent::Bot {
+                message_id,
+                text,
+                at_ms,
+            } => (2, &[message_id, text], *at_ms),
+            SessionEvent::Failed {
+                message_id,
+                reply,
+                reason,
+                at_ms,
+            } => (3, &[message_id, reply, reason], *at_ms),
+            SessionEvent::Agent {
+                agent,
+                name,
+                text,
+                at_ms,
+            } => (4, &[agent, name, text], *at_ms),
+            SessionEvent::Notice { text, at_ms } => (5, &[text], *at_ms),
+            SessionEvent::Generation {
+                message_id,
+                record,
+                at_ms,
+            } => (6, &[message_id, record], *at_ms),
+            SessionEvent::Parked { reason, at_ms } => (7, &[reason], *at_ms),
+        };
+        let len: usize = strings.iter().map(|s| s.len() + 2).sum();
+        let mut out = Vec::with_capacity(2 + len + 10);
+        out.push(COMPACT_V1);
+        out.push(tag);
+        for s in strings {
+            put_varint(&mut out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        put_varint(&mut out, at_ms);
+        out
     }
 
-    /// Decodes a stored payload.
-    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Decodes a stored payload: the compact layout, or JSON as logs written before it hold.
+    /// Malformed input is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
+        match bytes.first() {
+            Some(b'{') => serde_json::from_slice(bytes).map_err(EventDecodeError::Json),
+            Some(&COMPACT_V1) => decode_compact(&bytes[1..]),
+            Some(&other) => Err(EventDecodeError::Compact(format!(
+                "unknown layout byte {other:#04x}"
+            ))),
+            None => Err(EventDecodeError::Compact("empty record".into())),
+        }
     }
+}
+
+/// Version byte of the compact event layout (a JSON event starts with `{`, 0x7b).
+pub const COMPACT_V1: u8 = 0x01;
+
+/// Why a stored event could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventDecodeError {
+    /// A JSON event (written before the compact layout) is malformed.
+    #[error("bad JSON event: {0}")]
+    Json(serde_json::Error),
+    /// A compact event is malformed.
+    #[error("bad event record: {0}")]
+    Compact(String),
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads the fields of a compact event, after its version byte.
+struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+impl Fields<'_> {
+    fn varint(&mut self, what: &str) -> Result<u64, EventDecodeError> {
+        let mut n = 0u64;
+        for (i, &byte) in self.rest.iter().enumerate().take(10) {
+            if i == 9 && byte > 1 {
+                break;
+            }
+            n |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                self.rest = &self.rest[i + 1..];
+                return Ok(n);
+            }
+        }
+        Err(EventDecodeError::Compact(format!("bad number at {what}")))
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, EventDecodeError> {
+        let len = self.varint(what)?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= self.rest.len())
+            .ok_or_else(|| EventDecodeError::Compact(format!("truncated at {what}")))?;
+        let (bytes, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| EventDecodeError::Compact(format!("{what} is not UTF-8")))
+    }
+}
+
+fn decode_compact(bytes: &[u8]) -> Result<SessionEvent, EventDecodeError> {
+    let (&tag, rest) = bytes
+        .split_first()
+        .ok_or_else(|| EventDecodeError::Compact("no event kind".into()))?;
+    let mut f = Fields { rest };
+    let event = match tag {
+        1 => SessionEvent::User {
+            message_id: f.string("message_id")?,
+            text: f.string("text")?,
+            channel: f.string("channel")?,
+            at_ms: f.varint("at_ms")?,
+        },
+        2 => SessionEvent::Bot {
+            message_id: f.string("message_id")?,
+            text: f.string("text")?,
+            at_ms: f.varint("at_ms")?,
+        },
+        3 => SessionEvent::Failed {
+            message_id: f.string("message_id")?,
+            reply: f.string("reply")?,
+            reason: f.string("reason")?,
+            at_ms: f.varint("at_ms")?,
+        },
+        4 => SessionEvent::Agent {
+            agent: f.string("agent")?,
+            name: f.string("name")?,
+            text: f.string("text")?,
+            at_ms: f.varint("at_ms")?,
+        },
+        5 => SessionEvent::Notice {
+            text: f.string("text")?,
+            at_ms: f.varint("at_ms")?,
+        },
+        6 => SessionEvent::Generation {
+            message_id: f.string("message_id")?,
+            record: f.string("record")?,
+            at_ms: f.varint("at_ms")?,
+        },
+        7 => SessionEvent::Parked {
+            reason: f.string("reason")?,
+            at_ms: f.varint("at_ms")?,
+        },
+        other => {
+            return Err(EventDecodeError::Compact(format!(
+                "unknown event kind {other}"
+            )));
+        }
+    };
+    if !f.rest.is_empty() {
+        return Err(EventDecodeError::Compact("trailing bytes".into()));
+    }
+    Ok(event)
 }
 
 /// The session's state as persisted with every turn.
@@ -125,4 +291,118 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn event() -> impl Strategy<Value = SessionEvent> {
+        let s = || any::<String>();
+        prop_oneof![
+            (s(), s(), s(), any::<u64>()).prop_map(|(message_id, text, channel, at_ms)| {
+                SessionEvent::User {
+                    message_id,
+                    text,
+                    channel,
+                    at_ms,
+                }
+            }),
+            (s(), s(), any::<u64>()).prop_map(|(message_id, text, at_ms)| SessionEvent::Bot {
+                message_id,
+                text,
+                at_ms
+            }),
+            (s(), s(), s(), any::<u64>()).prop_map(|(message_id, reply, reason, at_ms)| {
+                SessionEvent::Failed {
+                    message_id,
+                    reply,
+                    reason,
+                    at_ms,
+                }
+            }),
+            (s(), s(), s(), any::<u64>()).prop_map(|(agent, name, text, at_ms)| {
+                SessionEvent::Agent {
+                    agent,
+                    name,
+                    text,
+                    at_ms,
+                }
+            }),
+            (s(), any::<u64>()).prop_map(|(text, at_ms)| SessionEvent::Notice { text, at_ms }),
+            (s(), s(), any::<u64>()).prop_map(|(message_id, record, at_ms)| {
+                SessionEvent::Generation {
+                    message_id,
+                    record,
+                    at_ms,
+                }
+            }),
+            (s(), any::<u64>()).prop_map(|(reason, at_ms)| SessionEvent::Parked { reason, at_ms }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn compact_events_round_trip_and_no_prefix_decodes(ev in event()) {
+            let bytes = ev.encode();
+            prop_assert_eq!(bytes[0], COMPACT_V1);
+            prop_assert_eq!(SessionEvent::decode(&bytes).unwrap(), ev.clone());
+            // The JSON an older kefu wrote for the same event still reads the same.
+            let json = serde_json::to_vec(&ev).unwrap();
+            prop_assert_eq!(SessionEvent::decode(&json).unwrap(), ev);
+            for cut in 0..bytes.len() {
+                prop_assert!(SessionEvent::decode(&bytes[..cut]).is_err());
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_an_error_or_an_event_never_a_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64)
+        ) {
+            let _ = SessionEvent::decode(&bytes);
+            let mut compact = vec![COMPACT_V1];
+            compact.extend_from_slice(&bytes);
+            let _ = SessionEvent::decode(&compact);
+        }
+    }
+
+    #[test]
+    fn a_json_event_from_an_older_log_still_reads() {
+        let stored = r#"{"type":"bot","message_id":"cbd4ddc2-e5cb-4f5b-9a15-f1319f285bae","text":"好的","at_ms":1795275887293}"#;
+        assert_eq!(
+            SessionEvent::decode(stored.as_bytes()).unwrap(),
+            SessionEvent::Bot {
+                message_id: "cbd4ddc2-e5cb-4f5b-9a15-f1319f285bae".into(),
+                text: "好的".into(),
+                at_ms: 1_795_275_887_293,
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_records_are_errors_that_say_what_is_wrong() {
+        let err = |b: &[u8]| SessionEvent::decode(b).unwrap_err().to_string();
+        assert!(err(b"").contains("empty"));
+        assert!(err(&[0x02, 1]).contains("unknown layout"));
+        assert!(err(&[COMPACT_V1, 9]).contains("unknown event kind"));
+        assert!(err(&[COMPACT_V1, 5, 1, b'x', 0, 0]).contains("trailing"));
+        assert!(err(&[COMPACT_V1, 5, 1, 0xff, 0]).contains("UTF-8"));
+        assert!(err(&[COMPACT_V1, 5, 9, b'x']).contains("truncated"));
+        assert!(err(b"{\"type\":\"nope\"}").contains("JSON"));
+    }
+
+    #[test]
+    fn a_typical_reply_drops_the_json_overhead() {
+        let ev = SessionEvent::Bot {
+            message_id: "cbd4ddc2-e5cb-4f5b-9a15-f1319f285bae".into(),
+            text: "好的，我们接着刚才的事情继续。".into(),
+            at_ms: 1_795_275_887_293,
+        };
+        let (compact, json) = (ev.encode().len(), serde_json::to_vec(&ev).unwrap().len());
+        // Three length bytes, the two header bytes and a six-byte time, around the 81 bytes
+        // of id and text; JSON adds field names, quotes and a 13-digit time.
+        assert_eq!(compact, 2 + 1 + 36 + 1 + 45 + 6);
+        assert!(json >= compact + 50, "{compact} vs {json}");
+    }
 }
