@@ -176,8 +176,8 @@ fn main() -> ExitCode {
                 // A worker polls the socket driver every this many task polls even when it has
                 // runnable tasks (tokio's default is 61). With a thousand busy connections each
                 // poll finds many ready sockets, so polling less often means fewer epoll calls
-                // and wake-ups for the same work: server CPU per turn -5% in the load test
-                // (BENCHMARKS.md, "Runtime tuning"). When the run queue empties the worker polls
+                // and wake-ups for the same work: server CPU per turn -6% in the load test
+                // (BENCHMARKS.md, session 14). When the run queue empties the worker polls
                 // at once, so an idle or lightly loaded server answers no later.
                 .event_interval(SERVE_EVENT_INTERVAL)
                 .build()

@@ -44,8 +44,8 @@ const META_VERSION_3: u8 = 3;
 /// Why a digest: the meta record is rewritten on every turn, and sled's cost per insert grows
 /// with the record (its pages are copied and written out again on consolidation). Channel
 /// message ids are typically 36-character UUIDs; sixteen of them were two thirds of a typical
-/// meta record. Dropping them from the record cut the server's CPU per turn by about 7% in the
-/// load test (BENCHMARKS.md, "Smaller meta records").
+/// meta record. Keeping digests instead cut the server's CPU per turn by about 3% in the load
+/// test (and an experiment without any keys by 5.5%; BENCHMARKS.md, session 14).
 ///
 /// Why 64 bits are enough: a key is compared with at most the window's 16 digests of its own
 /// session, so an unrelated message is taken for a retry with probability about 16 / 2^64
@@ -462,7 +462,7 @@ mod tests {
         assert_eq!(meta.find_idem("msg-键"), Some((3, 5)));
         assert_eq!(meta.find_idem("b"), None);
         assert_eq!(meta.snapshot.as_deref(), Some(&b"{}"[..]));
-        // Rewritten in the current layout, it says the same and is smaller.
+        // Rewritten in the current layout, it says the same.
         let v4 = meta.encode();
         assert_eq!(v4[0], META_VERSION);
         assert_eq!(Meta::decode(&v4, "s").ok(), Some(meta));
