@@ -128,6 +128,17 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
+    // Created before training, so a bad path fails at once rather than after a long run.
+    let errors = match errors
+        .map(|path| match std::fs::File::create(&path) {
+            Ok(file) => Ok((path, file)),
+            Err(e) => Err(format!("--errors {}: {e}", path.display())),
+        })
+        .transpose()
+    {
+        Ok(e) => e,
+        Err(msg) => return fail(msg),
+    };
     let config = match config.as_deref().map(classifier_config).transpose() {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -156,8 +167,8 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
     match result {
         Ok(eval) => {
             print_nlu(&eval);
-            if let Some(path) = errors {
-                if let Err(e) = write_misses(&path, &eval) {
+            if let Some((path, file)) = errors {
+                if let Err(e) = write_misses(file, &eval) {
                     return fail(format!("--errors {}: {e}", path.display()));
                 }
                 println!(
@@ -179,9 +190,9 @@ pub(crate) fn run_nlu(cmd: NluCommand) -> ExitCode {
 }
 
 /// `--errors FILE`: the misclassified test examples as JSONL.
-fn write_misses(path: &std::path::Path, eval: &NluEval) -> std::io::Result<()> {
+fn write_misses(file: std::fs::File, eval: &NluEval) -> std::io::Result<()> {
     use std::io::Write as _;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut out = std::io::BufWriter::new(file);
     for miss in &eval.misses {
         serde_json::to_writer(&mut out, miss)?;
         out.write_all(b"\n")?;
