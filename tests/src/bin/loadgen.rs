@@ -60,6 +60,12 @@ struct Args {
     /// flows stay the load generator's.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    /// Also print the conversation phases second by second: turns sent and their p99 on the
+    /// client, and from the server's `/metrics` (scraped every second) the p99 of the turn and
+    /// of its queue, handle and append phases and of the store's flushes. Shows when a long
+    /// tail starts and which phase grows first.
+    #[arg(long)]
+    timeline: bool,
 }
 
 /// The conversation each virtual user walks through, offset per user so turns are mixed.
@@ -257,6 +263,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.duration,
             Target::Healthz,
             0.0,
+            false,
         )
         .await?;
         p.print();
@@ -270,6 +277,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.duration,
         Target::Turns,
         0.0,
+        args.timeline,
     )
     .await?;
     turns.print();
@@ -296,6 +304,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.duration,
             Target::Turns,
             args.rate,
+            args.timeline,
         )
         .await?;
         println!(
@@ -345,6 +354,7 @@ async fn drive(
     secs: f64,
     target: Target,
     rate: f64,
+    timeline: bool,
 ) -> anyhow::Result<Phase> {
     // Open loop: each session sends every `interval`, phase-shifted so sends spread evenly.
     let interval = (rate > 0.0).then(|| Duration::from_secs_f64(n as f64 / rate));
@@ -359,11 +369,13 @@ async fn drive(
         let errors = errors.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(4096);
+            // With --timeline: when each measured turn was due, to place it in its second.
+            let mut sent = Vec::new();
             let mut conn = match Conn::connect(addr).await {
                 Ok(c) => c,
                 Err(_) => {
                     errors.fetch_add(1, Ordering::Relaxed);
-                    return lat;
+                    return (lat, sent);
                 }
             };
             let session = format!("load-{user}");
@@ -393,6 +405,9 @@ async fn drive(
                     Ok(r) if r.status.is_success() => {
                         if measuring.load(Ordering::Relaxed) {
                             lat.push(us);
+                            if timeline {
+                                sent.push((t0, us));
+                            }
                         }
                     }
                     Ok(_) | Err(_) => {
@@ -405,7 +420,7 @@ async fn drive(
                     }
                 }
             }
-            lat
+            (lat, sent)
         }));
     }
     tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
@@ -415,6 +430,20 @@ async fn drive(
     let cpu_before = cpu_pair(server_pid, ticks);
     measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
+    let scraper = (timeline && turns).then(|| {
+        let stop = stop.clone();
+        let measuring = measuring.clone();
+        tokio::spawn(async move {
+            let mut scrapes = Vec::new();
+            while measuring.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                if let Some(text) = scrape(addr).await {
+                    scrapes.push((Instant::now(), text));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            scrapes
+        })
+    });
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
@@ -433,10 +462,16 @@ async fn drive(
     }
     stop.store(true, Ordering::Relaxed);
     let mut lat = Vec::new();
+    let mut sent = Vec::new();
     for t in tasks {
-        lat.extend(t.await?);
+        let (l, s) = t.await?;
+        lat.extend(l);
+        sent.extend(s);
     }
     lat.sort_unstable();
+    if let Some(scraper) = scraper {
+        print_timeline(t0, secs, &sent, &scraper.await?);
+    }
     Ok(Phase {
         name: match target {
             Target::Healthz => "healthz",
@@ -449,6 +484,59 @@ async fn drive(
         cpu,
         server,
     })
+}
+
+/// `--timeline`: one line per second of the measurement. Client side, the turns due in that
+/// second and their p99 (from the due time); server side, the histograms' growth between two
+/// scrapes a second apart (so a line covers the turns that ended in that second).
+fn print_timeline(t0: Instant, secs: f64, sent: &[(Instant, u32)], scrapes: &[(Instant, String)]) {
+    let seconds = secs.ceil() as usize;
+    let mut by_second: Vec<Vec<u32>> = vec![Vec::new(); seconds.max(1)];
+    for &(due, us) in sent {
+        let i = due.saturating_duration_since(t0).as_secs() as usize;
+        if let Some(bucket) = by_second.get_mut(i) {
+            bucket.push(us);
+        }
+    }
+    let ms = |h: Option<&Histogram>| {
+        h.and_then(|h| h.quantile(0.99))
+            .map_or_else(|| "-".to_owned(), |q| format!("{:.1}", q * 1e3))
+    };
+    println!(
+        "timeline: s  sent  client p99 ms | server turns  p99 ms: turn  queue  handle  append  flush"
+    );
+    for (i, bucket) in by_second.iter_mut().enumerate() {
+        bucket.sort_unstable();
+        let client = if bucket.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.1}", f64::from(percentile(bucket, 99.0)) / 1e3)
+        };
+        let window = scrapes
+            .windows(2)
+            .find(|w| w[1].0.saturating_duration_since(t0).as_secs() as usize == i + 1);
+        let server = window.map(|w| {
+            let series = |name: &str, labels: &str| {
+                Histogram::parse(&w[1].1, name, labels)
+                    .map(|now| now.since(Histogram::parse(&w[0].1, name, labels).as_ref()))
+            };
+            let turn = series("kefu_turn_seconds", "");
+            format!(
+                "{:>6}  {:>8} {:>6} {:>7} {:>7} {:>6}",
+                turn.as_ref().map_or(0.0, Histogram::count),
+                ms(turn.as_ref()),
+                ms(series("kefu_turn_phase_seconds", r#"phase="queue""#).as_ref()),
+                ms(series("kefu_turn_phase_seconds", r#"phase="handle""#).as_ref()),
+                ms(series("kefu_turn_phase_seconds", r#"phase="append""#).as_ref()),
+                ms(series("kefu_store_flush_seconds", r#"step="sled""#).as_ref()),
+            )
+        });
+        println!(
+            "      {i:>3} {:>5} {client:>14} | {}",
+            bucket.len(),
+            server.unwrap_or_else(|| "-".to_owned())
+        );
+    }
 }
 
 /// After a failed request, reconnect (the server may have closed the connection).
