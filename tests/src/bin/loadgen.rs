@@ -68,23 +68,14 @@ struct Args {
     timeline: bool,
 }
 
-/// The conversation each virtual user walks through, offset per user so turns are mixed.
-const SCRIPT: &[&str] = &[
-    "你好",
-    "我想查一下我的订单",
-    "订单号是 A20241101123",
-    "啥时候能到啊",
-    "运费多少钱",
-    "怎么退货",
-    "谢谢",
-    "hello",
-    "where is my order",
-    "my order number is B98765432100",
-    "how much is shipping",
-    "I want to return an item",
-    "can I get an invoice",
-    "thanks, bye",
-];
+/// The conversation each virtual user walks through (one turn per line), offset per user so
+/// turns are mixed. A file of its own so the entity-extraction bench measures the same lines.
+const SCRIPT_TEXT: &str = include_str!("../load_script.txt");
+
+fn script() -> &'static [&'static str] {
+    static SCRIPT: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| SCRIPT_TEXT.lines().filter(|l| !l.is_empty()).collect())
+}
 
 struct Phase {
     name: &'static str,
@@ -394,7 +385,8 @@ async fn drive(
                 let result = match target {
                     Target::Healthz => conn.get("/healthz").await,
                     Target::Turns => {
-                        let text = SCRIPT[(user + turn) % SCRIPT.len()];
+                        let script = script();
+                        let text = script[(user + turn) % script.len()];
                         let body = json!({"text": text, "message_id": format!("{session}-{turn}")});
                         conn.post_json(&path, &body).await
                     }
