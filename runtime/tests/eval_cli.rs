@@ -23,6 +23,15 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The command succeeded; otherwise fail with its stderr.
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The JSON object on the last line of stdout.
 fn last_json(out: &Output) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -47,11 +56,7 @@ fn nlu_eval_on_chinese_jsonl_prints_every_figure() {
         "zh",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let json = last_json(&out);
     let keys: Vec<&str> = json
         .as_object()
@@ -97,11 +102,7 @@ fn nlu_eval_reads_banking77_style_csv_and_maps_labels() {
         "out_of_scope=oos",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let json = last_json(&out);
     assert!(json["accuracy"].as_f64().unwrap() >= 0.7, "{json}");
     assert!(json["oos_recall"].is_number(), "{json}");
@@ -133,11 +134,7 @@ fn emotion_eval_default_and_trained() {
         map,
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let default = last_json(&out);
     assert!(default["accuracy"].as_f64().unwrap() >= 0.6, "{default}");
     for label in ["anger", "anxiety", "sadness", "joy", "neutral"] {
@@ -157,11 +154,7 @@ fn emotion_eval_default_and_trained() {
         map,
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let trained = last_json(&out);
     assert!(trained["accuracy"].as_f64().unwrap() >= 0.6, "{trained}");
     assert!(trained["train_seconds"].as_f64().unwrap() > 0.0);
@@ -231,11 +224,7 @@ fn nlu_eval_accepts_a_classifier_config() {
         r#"{"epochs": 20, "cjk_words": false}"#,
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(last_json(&out)["accuracy"].as_f64().unwrap() > 0.5);
 }
 
@@ -253,11 +242,7 @@ fn nlu_eval_splits_one_file() {
         "7",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("split: "), "{text}");
     assert!(last_json(&out)["accuracy"].is_number());
@@ -289,11 +274,7 @@ fn nlu_eval_writes_the_misclassified_examples() {
         path(&errors),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let json = last_json(&out);
     let test_rows = std::fs::read_to_string(&test).unwrap();
     let n_test = test_rows.lines().filter(|l| !l.is_empty()).count();
