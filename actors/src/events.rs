@@ -137,10 +137,10 @@ impl SessionEvent {
         out.push(COMPACT_V1);
         out.push(tag);
         for s in strings {
-            put_varint(&mut out, s.len() as u64);
+            kefu_store::varint::put(&mut out, s.len() as u64);
             out.extend_from_slice(s.as_bytes());
         }
-        put_varint(&mut out, at_ms);
+        kefu_store::varint::put(&mut out, at_ms);
         out
     }
 
@@ -172,14 +172,6 @@ pub enum EventDecodeError {
     Compact(String),
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 /// Reads the fields of a compact event, after its version byte.
 struct Fields<'a> {
     rest: &'a [u8],
@@ -187,18 +179,8 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn varint(&mut self, what: &str) -> Result<u64, EventDecodeError> {
-        let mut n = 0u64;
-        for (i, &byte) in self.rest.iter().enumerate().take(10) {
-            if i == 9 && byte > 1 {
-                break;
-            }
-            n |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                self.rest = &self.rest[i + 1..];
-                return Ok(n);
-            }
-        }
-        Err(EventDecodeError::Compact(format!("bad number at {what}")))
+        kefu_store::varint::take(&mut self.rest)
+            .ok_or_else(|| EventDecodeError::Compact(format!("bad number at {what}")))
     }
 
     fn string(&mut self, what: &str) -> Result<String, EventDecodeError> {

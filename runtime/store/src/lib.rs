@@ -20,6 +20,7 @@
 
 mod memory;
 mod types;
+pub mod varint;
 pub use memory::MemoryStore;
 pub use types::*;
 

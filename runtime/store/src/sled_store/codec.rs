@@ -21,7 +21,7 @@
 //! Values use LEB128 varints for lengths and sequence numbers (small numbers, one or two bytes),
 //! since the meta record is rewritten on every turn.
 
-use crate::{LoadedSession, Result, StoreError};
+use crate::{LoadedSession, Result, StoreError, varint};
 
 /// Kind byte of the in-tree format marker.
 pub(crate) const FORMAT_KEY: &[u8] = b"F";
@@ -165,14 +165,14 @@ impl Meta {
         let recent_len: usize = self.recent.len() * 20;
         let mut out = Vec::with_capacity(24 + self.user.len() + recent_len + snap_len);
         out.push(META_VERSION);
-        put_varint(&mut out, self.seq);
-        put_varint(&mut out, self.snapshot_seq);
+        varint::put(&mut out, self.seq);
+        varint::put(&mut out, self.snapshot_seq);
         put_bytes(&mut out, self.user.as_bytes());
-        put_varint(&mut out, self.recent.len() as u64);
+        varint::put(&mut out, self.recent.len() as u64);
         for recent in &self.recent {
-            put_varint(&mut out, recent.first_seq);
+            varint::put(&mut out, recent.first_seq);
             // Stored as a count so that an empty append (`last = first - 1`) needs no sign.
-            put_varint(
+            varint::put(
                 &mut out,
                 recent
                     .last_seq
@@ -273,7 +273,7 @@ impl Meta {
 pub(crate) fn encode_events(events: &[Vec<u8>]) -> Vec<u8> {
     let len: usize = events.iter().map(|e| e.len() + 3).sum();
     let mut out = Vec::with_capacity(2 + len);
-    put_varint(&mut out, events.len() as u64);
+    varint::put(&mut out, events.len() as u64);
     for event in events {
         put_bytes(&mut out, event);
     }
@@ -296,16 +296,8 @@ pub(crate) fn decode_events<'a>(value: &'a [u8], session: &str) -> Result<Vec<&'
     Ok(events)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_varint(out, bytes.len() as u64);
+    varint::put(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
@@ -319,22 +311,8 @@ fn take<'a>(rest: &mut &'a [u8], n: usize, session: &str, what: &str) -> Result<
 }
 
 fn take_varint(rest: &mut &[u8], session: &str, what: &str) -> Result<u64> {
-    let mut n = 0u64;
-    for (i, &byte) in rest.iter().enumerate().take(10) {
-        let bits = u64::from(byte & 0x7f);
-        if i == 9 && byte > 1 {
-            break;
-        }
-        n |= bits << (7 * i);
-        if byte & 0x80 == 0 {
-            *rest = &rest[i + 1..];
-            return Ok(n);
-        }
-    }
-    Err(bad(
-        session,
-        &format!("record has a bad varint at the {what}"),
-    ))
+    crate::varint::take(rest)
+        .ok_or_else(|| bad(session, &format!("record has a bad varint at the {what}")))
 }
 
 fn take_str(rest: &mut &[u8], session: &str, what: &str) -> Result<String> {
