@@ -7,3 +7,4 @@ pub mod client;
 pub mod process;
 pub mod prom;
 pub mod stats;
+pub mod threads;

@@ -13,6 +13,9 @@
 //! On a shared, noisy machine the rates swing with the neighbours' load, but CPU per operation
 //! hardly does; and with both processes CPU-bound on the same cores, the throughput ratio of two
 //! phases tends to the inverse ratio of their total CPU per operation, which is printed too.
+//! The server's CPU is also broken down by kind of thread (tokio workers, sled's I/O pool, the
+//! group-commit flusher), with each kind's context switches per second: how much goes to work
+//! outside the turn's own code shows in every run, without a profiler.
 //!
 //! Bounded by design: loopback only, durations capped at 120 s, session counts at 1,000,000.
 
@@ -26,6 +29,7 @@ use kefu_tests::client::Conn;
 use kefu_tests::process::KefuProcess;
 use kefu_tests::prom::Histogram;
 use kefu_tests::stats::percentile;
+use kefu_tests::threads;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -87,6 +91,10 @@ struct Phase {
     cpu: Option<(f64, f64)>,
     /// The server's own latency histograms over the measurement window (from `/metrics`).
     server: Vec<(&'static str, Histogram)>,
+    /// The server's CPU ticks and context switches per kind of thread over the window.
+    threads: Vec<(String, threads::ThreadGroup)>,
+    /// Clock ticks per second, to turn `threads` into seconds.
+    ticks: f64,
 }
 
 /// The server-side series the load generator breaks a turn into: (label, metric, labels).
@@ -149,6 +157,7 @@ impl Phase {
                 cpu_c / self.secs,
             );
         }
+        self.print_threads();
         // Quantiles from the server's buckets: only as fine as those (see kefu_tests::prom).
         // Series with no sample in the window (a skill the script never calls) say nothing.
         for (label, h) in self.server.iter().filter(|(_, h)| h.count() > 0.0) {
@@ -162,6 +171,29 @@ impl Phase {
                 ms(0.999),
             );
         }
+    }
+}
+
+impl Phase {
+    /// One line of the server's threads by kind: CPU per operation and wake-ups per second,
+    /// for the kinds that used at least 1% of the server's CPU in the window.
+    fn print_threads(&self) {
+        let total: u64 = self.threads.iter().map(|(_, g)| g.ticks).sum();
+        if total == 0 {
+            return;
+        }
+        let ops = self.ok.max(1) as f64;
+        let parts: Vec<String> = self
+            .threads
+            .iter()
+            .filter(|(_, g)| g.ticks * 100 >= total)
+            .map(|(name, g)| {
+                let us = g.ticks as f64 / self.ticks * 1e6 / ops;
+                let switches = g.switches as f64 / self.secs;
+                format!("{name} x{} {us:.1} us ({switches:.0} switches/s)", g.threads)
+            })
+            .collect();
+        println!("{:<10} server threads: {}", "", parts.join(", "));
     }
 }
 
@@ -420,6 +452,7 @@ async fn drive(
     let turns = matches!(target, Target::Turns);
     let metrics_before = if turns { scrape(addr).await } else { None };
     let cpu_before = cpu_pair(server_pid, ticks);
+    let threads_before = threads::snapshot(server_pid);
     measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
     let scraper = (timeline && turns).then(|| {
@@ -439,6 +472,10 @@ async fn drive(
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
+    let threads = threads_before
+        .zip(threads::snapshot(server_pid))
+        .map(|(before, after)| threads::since(&before, &after))
+        .unwrap_or_default();
     let cpu = cpu_before
         .zip(cpu_pair(server_pid, ticks))
         .map(|((s0, c0), (s1, c1))| (s1 - s0, c1 - c0));
@@ -475,6 +512,8 @@ async fn drive(
         lat_us: lat,
         cpu,
         server,
+        threads,
+        ticks,
     })
 }
 
