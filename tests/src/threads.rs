@@ -131,7 +131,8 @@ mod tests {
 
     #[test]
     fn switches_sum_both_kinds() {
-        let status = "Name:\tsled-io-0\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        let status =
+            "Name:\tsled-io-0\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
         assert_eq!(parse_status_switches(status), Some(127));
         assert_eq!(parse_status_switches("Name:\tx\n"), None);
         assert_eq!(

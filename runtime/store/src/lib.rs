@@ -27,7 +27,7 @@ pub use types::*;
 #[cfg(feature = "sled")]
 pub mod sled_store;
 #[cfg(feature = "sled")]
-pub use sled_store::{SledStore, SledStoreConfig};
+pub use sled_store::{Replayed, SledStore, SledStoreConfig};
 
 use async_trait::async_trait;
 

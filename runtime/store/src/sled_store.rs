@@ -40,6 +40,9 @@ mod group_commit;
 #[cfg(test)]
 mod idem_window;
 mod open;
+mod wal;
+#[cfg(test)]
+mod wal_recovery;
 mod write;
 
 use std::hash::BuildHasher;
@@ -109,8 +112,144 @@ struct Inner {
     path: String,
 }
 
-/// Metric: seconds each step of a group-commit flush took (`step` = `sled` | `fdatasync`).
+/// Metric: seconds each step of a group-commit flush took: `write` and `fdatasync` of the
+/// write-ahead log, or a whole `checkpoint` (sled flush, `fdatasync` of sled's file, log emptied).
 pub const FLUSH_SECONDS: &str = "kefu_store_flush_seconds";
+
+/// What the flusher thread owns: the write-ahead log and what a checkpoint needs (see
+/// `wal.rs` for the protocol).
+struct Durability {
+    db: sled::Db,
+    /// sled's data file, for `fdatasync` after sled's flush at a checkpoint.
+    data_file: std::fs::File,
+    wal: wal::Wal,
+    /// [`SledStoreConfig::fsync`].
+    fsync: bool,
+    /// A log write or sync failed and no checkpoint has succeeded since: the log's tail is
+    /// unknown, so nothing may be appended to it before a checkpoint.
+    failed: bool,
+    write_seconds: metrics::Histogram,
+    sync_seconds: metrics::Histogram,
+    checkpoint_seconds: metrics::Histogram,
+}
+
+impl Durability {
+    /// Makes one generation durable: its frames written to the log and synced, or a checkpoint
+    /// when one was asked for, the log is full, or an earlier log write failed.
+    fn sync(&mut self, batch: group_commit::Batch<'_>) -> std::result::Result<(), String> {
+        let full = self.wal.len() + batch.frames.len() as u64 > wal::CHECKPOINT_BYTES;
+        if batch.checkpoint || full || self.failed {
+            // The batch's appends were applied to sled before their frames were handed over,
+            // so the checkpoint's sled flush covers them: their frames need not be written.
+            return self.checkpoint();
+        }
+        let started = std::time::Instant::now();
+        let written = self.wal.write_durably(batch.frames, false);
+        self.write_seconds.record(started.elapsed());
+        let started = std::time::Instant::now();
+        let synced = written.and_then(|()| if self.fsync { self.wal.sync() } else { Ok(()) });
+        if self.fsync {
+            self.sync_seconds.record(started.elapsed());
+        }
+        synced.map_err(|e| {
+            self.failed = true;
+            format!("write-ahead log {}: {e}", self.wal.path().display())
+        })
+    }
+
+    /// sled flush, `fdatasync` of sled's file, then the log emptied.
+    fn checkpoint(&mut self) -> std::result::Result<(), String> {
+        let started = std::time::Instant::now();
+        let result = self
+            .db
+            .flush()
+            .map_err(|e| format!("sled flush: {e}"))
+            .and_then(|_| {
+                if self.fsync {
+                    self.data_file
+                        .sync_data()
+                        .map_err(|e| format!("fdatasync of sled data file: {e}"))
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| {
+                self.wal.reset().map_err(|e| {
+                    format!(
+                        "emptying write-ahead log {}: {e}",
+                        self.wal.path().display()
+                    )
+                })
+            });
+        self.checkpoint_seconds.record(started.elapsed());
+        self.failed = result.is_err();
+        result
+    }
+}
+
+/// Re-applies what the write-ahead log holds (see `wal.rs`): appends sled already has are
+/// refused by their idempotency key or expected head and skipped; the rest are applied.
+fn replay(inner: &Inner, logged: &wal::Recovered, wal_path: &Path) -> Result<Replayed> {
+    let decoded = wal::decode_all(&logged.frames);
+    if let Some(why) = decoded.stopped {
+        // Batches are checksummed as a whole, so a frame that does not decode inside one is
+        // not a torn write: it is damage, or a log written by something else.
+        return Err(StoreError::Corrupted {
+            path: inner.path.clone(),
+            detail: format!(
+                "the write-ahead log {} holds an unreadable record ({why}); restore from backup",
+                wal_path.display()
+            ),
+        });
+    }
+    let (mut applied, mut present) = (0usize, 0usize);
+    for (session, req) in decoded.records {
+        let expected = req.expected_seq;
+        match inner.append_locked(&session, req, None)?.0 {
+            AppendOutcome::Appended { .. } => applied += 1,
+            AppendOutcome::Duplicate { .. } => present += 1,
+            AppendOutcome::Conflict { actual_seq } if actual_seq > expected => present += 1,
+            AppendOutcome::Conflict { actual_seq } => {
+                // Every earlier append of this session is in sled or earlier in the log, so
+                // a head behind the one the record expects means lost data.
+                return Err(StoreError::Corrupted {
+                    path: inner.path.clone(),
+                    detail: format!(
+                        "the write-ahead log {} continues session {session:?} at seq {expected}, \
+                         but its head is {actual_seq}; restore from backup",
+                        wal_path.display()
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(why) = logged.torn {
+        // Only the last write can be torn, and its appends were never acknowledged.
+        tracing::warn!(
+            path = %wal_path.display(),
+            reason = why,
+            "Write-ahead log ends in an incomplete write (interrupted by a crash, never acknowledged); dropped"
+        );
+    }
+    tracing::info!(
+        applied,
+        already_stored = present,
+        "Write-ahead log replayed"
+    );
+    Ok(Replayed {
+        applied,
+        already_stored: present,
+    })
+}
+
+/// What the write-ahead log's replay did when the store opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Acknowledged appends that sled had lost in a crash, applied again from the log.
+    pub applied: usize,
+    /// Logged appends sled already held (skipped).
+    pub already_stored: usize,
+}
 
 /// A [`Store`] on an embedded sled database with group commit. See the module docs.
 pub struct SledStore {
@@ -118,6 +257,8 @@ pub struct SledStore {
     /// Dropped after `inner`: joins the flusher (which holds the last other database handle),
     /// so the files are closed before the directory lock is released below.
     commit: GroupCommit,
+    /// What the log's replay did at open.
+    replayed: Replayed,
     /// Holds the directory lock for the store's lifetime.
     _lock: std::fs::File,
 }
@@ -144,49 +285,67 @@ impl SledStore {
     /// Opens the store in `path` with the given tunables. See [`SledStore::open`].
     pub fn open_with(path: &Path, config: SledStoreConfig) -> Result<SledStore> {
         let opened = open::open_dir(path, &config)?;
-        let flush_db = opened.db.clone();
-        let data_file = opened.data_file;
-        let fsync = config.fsync;
-        // Each step of a group flush is timed separately: when acknowledgements are slow, the
-        // operator can tell sled's own write-out from the disk's cache flush. The handles are
-        // taken once here (a no-op until a metrics recorder is installed before opening).
-        let sled_seconds = metrics::histogram!(FLUSH_SECONDS, "step" => "sled");
-        let sync_seconds = metrics::histogram!(FLUSH_SECONDS, "step" => "fdatasync");
+        let stripes = (0..config.lock_stripes.max(1))
+            .map(|_| Mutex::new(()))
+            .collect();
+        let inner = Arc::new(Inner {
+            tree: opened.db,
+            stripes,
+            hasher: std::hash::RandomState::new(),
+            idem_window: config.idempotency_window,
+            path: path.display().to_string(),
+        });
+        let (wal, logged) = wal::Wal::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => StoreError::Corrupted {
+                path: path.display().to_string(),
+                detail: format!("{}: {e}", path.join(wal::WAL_FILE).display()),
+            },
+            _ => StoreError::Io {
+                op: "open write-ahead log",
+                detail: e.to_string(),
+            },
+        })?;
+        let mut durability = Durability {
+            db: inner.tree.clone(),
+            data_file: opened.data_file,
+            wal,
+            fsync: config.fsync,
+            failed: false,
+            write_seconds: metrics::histogram!(FLUSH_SECONDS, "step" => "write"),
+            sync_seconds: metrics::histogram!(FLUSH_SECONDS, "step" => "fdatasync"),
+            checkpoint_seconds: metrics::histogram!(FLUSH_SECONDS, "step" => "checkpoint"),
+        };
+        let mut replayed = Replayed::default();
+        if !logged.frames.is_empty() || logged.torn.is_some() {
+            replayed = replay(&inner, &logged, durability.wal.path())?;
+            // The replayed appends are in sled now; make them durable there and empty the
+            // log before anything new is written to it.
+            durability.checkpoint().map_err(|detail| StoreError::Io {
+                op: "checkpoint after replay",
+                detail,
+            })?;
+        }
         let commit = GroupCommit::start(
-            Box::new(move || {
-                let started = std::time::Instant::now();
-                flush_db.flush().map_err(|e| format!("sled flush: {e}"))?;
-                sled_seconds.record(started.elapsed());
-                if fsync {
-                    let started = std::time::Instant::now();
-                    data_file
-                        .sync_data()
-                        .map_err(|e| format!("fdatasync of sled data file: {e}"))?;
-                    sync_seconds.record(started.elapsed());
-                }
-                Ok(())
-            }),
+            Box::new(move |batch| durability.sync(batch)),
             config.min_flush_interval,
         )
         .map_err(|e| StoreError::Io {
             op: "start flusher thread",
             detail: e.to_string(),
         })?;
-        let stripes = (0..config.lock_stripes.max(1))
-            .map(|_| Mutex::new(()))
-            .collect();
         tracing::info!(path = %path.display(), "Store opened");
         Ok(SledStore {
-            inner: Arc::new(Inner {
-                tree: opened.db,
-                stripes,
-                hasher: std::hash::RandomState::new(),
-                idem_window: config.idempotency_window,
-                path: path.display().to_string(),
-            }),
+            inner,
             commit,
+            replayed,
             _lock: opened.lock,
         })
+    }
+
+    /// What replaying the write-ahead log did when this store opened (all zero after a clean
+    /// shutdown): how many acknowledged appends it restored after a crash.
+    pub fn replayed(&self) -> Replayed {
+        self.replayed
     }
 
     /// How many group-commit flushes have run since open (for metrics and benchmarks:
@@ -323,10 +482,11 @@ impl SledStore {
 #[async_trait]
 impl Store for SledStore {
     async fn append(&self, session: &str, req: AppendRequest) -> Result<AppendOutcome> {
-        let outcome = self.inner.append_locked(session, req)?;
+        let (outcome, ticket) = self.inner.append_locked(session, req, Some(&self.commit))?;
         // Every outcome waits: even a Duplicate/Conflict was read from a record that may not be
         // durable yet (its own writer may still be waiting for the flush).
-        self.commit.flush_after_write().await?;
+        let ticket = ticket.unwrap_or_else(|| self.commit.ticket());
+        self.commit.wait(ticket).await?;
         Ok(outcome)
     }
 
@@ -345,7 +505,9 @@ impl Store for SledStore {
     async fn delete_user(&self, user: &str) -> Result<usize> {
         let user = user.to_owned();
         let deleted = self.blocking(move |inner| inner.delete_user(&user)).await?;
-        self.commit.flush_after_write().await?;
+        // A checkpoint, not a log write: older log records of these sessions must be gone
+        // before the deletion is acknowledged, or a replay could bring a session back.
+        self.commit.checkpoint_after_write().await?;
         Ok(deleted)
     }
 

@@ -103,12 +103,20 @@ const SERVER_SERIES: &[(&str, &str, &str)] = &[
     ("queue", "kefu_turn_phase_seconds", r#"phase="queue""#),
     ("handle", "kefu_turn_phase_seconds", r#"phase="handle""#),
     ("append", "kefu_turn_phase_seconds", r#"phase="append""#),
-    ("flush:sled", "kefu_store_flush_seconds", r#"step="sled""#),
+    // A group commit writes and syncs the write-ahead log; now and then it is a checkpoint
+    // instead (sled flushed, log emptied). `flush:sled` is the step of servers before the log.
+    ("flush:write", "kefu_store_flush_seconds", r#"step="write""#),
     (
         "flush:fdatasync",
         "kefu_store_flush_seconds",
         r#"step="fdatasync""#,
     ),
+    (
+        "flush:checkpoint",
+        "kefu_store_flush_seconds",
+        r#"step="checkpoint""#,
+    ),
+    ("flush:sled", "kefu_store_flush_seconds", r#"step="sled""#),
     ("skill:kb", "kefu_skill_call_seconds", r#"skill="kb""#),
     (
         "skill:orders",
@@ -190,7 +198,10 @@ impl Phase {
             .map(|(name, g)| {
                 let us = g.ticks as f64 / self.ticks * 1e6 / ops;
                 let switches = g.switches as f64 / self.secs;
-                format!("{name} x{} {us:.1} us ({switches:.0} switches/s)", g.threads)
+                format!(
+                    "{name} x{} {us:.1} us ({switches:.0} switches/s)",
+                    g.threads
+                )
             })
             .collect();
         println!("{:<10} server threads: {}", "", parts.join(", "));

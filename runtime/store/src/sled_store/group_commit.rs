@@ -28,6 +28,14 @@
 //! see a failure of a later flush than its own (it is woken late). That errs on the safe side:
 //! the write may be durable after all, and a retry with the same idempotency key answers
 //! `Duplicate`.
+//!
+//! Write-ahead log (layout 4, see `wal.rs`): a writer hands its log frame over together with
+//! taking its ticket ([`GroupCommit::push_and_ticket`]), in one critical section. The
+//! flusher takes the pending frames when it bumps `started`, under the same lock. So a
+//! generation's batch holds exactly the frames whose tickets are that generation. The sync
+//! function gets the batch and decides how to make it durable: normally by writing the log.
+//! A generation that someone asked to be a checkpoint ([`GroupCommit::checkpoint_after_write`])
+//! flushes sled itself instead; so does the last one, at shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,8 +47,16 @@ use tokio::sync::watch;
 
 use crate::{Result, StoreError};
 
+/// One generation's work for the sync function.
+pub(crate) struct Batch<'a> {
+    /// The log frames of this generation's appends, in the order they were handed over.
+    pub(crate) frames: &'a [u8],
+    /// A checkpoint was asked for (a deletion, or shutdown): flush sled, empty the log.
+    pub(crate) checkpoint: bool,
+}
+
 /// The function that makes everything written so far durable.
-pub(crate) type SyncFn = Box<dyn FnMut() -> std::result::Result<(), String> + Send>;
+pub(crate) type SyncFn = Box<dyn FnMut(Batch<'_>) -> std::result::Result<(), String> + Send>;
 
 /// What waiters watch: how far flushing has got.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +75,10 @@ struct State {
     requested: bool,
     /// Stop after flushing what is requested.
     shutdown: bool,
+    /// Log frames handed over for flush `started + 1`.
+    pending: Vec<u8>,
+    /// Flush `started + 1` must be a checkpoint.
+    checkpoint: bool,
 }
 
 struct Shared {
@@ -98,12 +118,30 @@ impl GroupCommit {
 
     /// Takes a ticket for the next flush to start; call it after the write has been applied.
     pub(crate) fn ticket(&self) -> u64 {
+        self.request(|_| {})
+    }
+
+    /// Hands `frame` (log frames of an applied append) to the next flush to start and takes
+    /// that flush's ticket, atomically: the frame is in the batch of exactly that flush.
+    pub(crate) fn push_and_ticket(&self, frame: &[u8]) -> u64 {
+        self.request(|state| state.pending.extend_from_slice(frame))
+    }
+
+    fn request(&self, with: impl FnOnce(&mut State)) -> u64 {
         let mut state = self.shared.state.lock();
+        with(&mut state);
         state.requested = true;
         let ticket = state.started + 1;
         drop(state);
         self.shared.wake.notify_one();
         ticket
+    }
+
+    /// Asks for the next flush to be a checkpoint and waits for it: everything applied before
+    /// this call is durable in sled itself after, and no log record older than it is left.
+    pub(crate) async fn checkpoint_after_write(&self) -> Result<()> {
+        let ticket = self.request(|state| state.checkpoint = true);
+        self.wait(ticket).await
     }
 
     /// Waits until the flush numbered `ticket` (or a later one) has completed.
@@ -149,13 +187,30 @@ impl Drop for GroupCommit {
 
 fn run(shared: &Shared, mut sync: SyncFn, min_interval: Duration) {
     let mut last_start: Option<Instant> = None;
+    // Swapped with `State::pending` at each start, so neither buffer is reallocated in the
+    // steady state.
+    let mut frames = Vec::new();
+    // The last generation was a successful checkpoint: nothing is in the log.
+    let mut log_empty = false;
     loop {
-        let generation = {
+        let (generation, checkpoint) = {
             let mut state = shared.state.lock();
             while !state.requested && !state.shutdown {
                 shared.wake.wait(&mut state);
             }
             if !state.requested {
+                // Shutdown with nothing pending: one last checkpoint leaves the log empty, so
+                // the next start has nothing to replay.
+                drop(state);
+                if log_empty {
+                    break;
+                }
+                if let Err(detail) = sync(Batch {
+                    frames: &[],
+                    checkpoint: true,
+                }) {
+                    tracing::error!(error = %detail, "Store checkpoint at shutdown failed");
+                }
                 break;
             }
             // Pacing (see the module docs): sleep out the interval, unlocked, so writers keep
@@ -170,9 +225,16 @@ fn run(shared: &Shared, mut sync: SyncFn, min_interval: Duration) {
             last_start = Some(Instant::now());
             state.requested = false;
             state.started += 1;
-            state.started
+            frames.clear();
+            std::mem::swap(&mut frames, &mut state.pending);
+            let checkpoint = std::mem::take(&mut state.checkpoint) || state.shutdown;
+            (state.started, checkpoint)
         };
-        let result = sync();
+        let result = sync(Batch {
+            frames: &frames,
+            checkpoint,
+        });
+        log_empty = checkpoint && result.is_ok();
         shared.flushes.fetch_add(1, Ordering::Relaxed);
         if let Err(detail) = &result {
             tracing::error!(generation, error = %detail, "Store flush failed");
@@ -196,7 +258,7 @@ mod tests {
         let in_sync = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&in_sync);
         let gc = GroupCommit::start(
-            Box::new(move || {
+            Box::new(move |_| {
                 flag.store(true, Ordering::SeqCst);
                 std::thread::sleep(std::time::Duration::from_millis(5));
                 flag.store(false, Ordering::SeqCst);
@@ -219,9 +281,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn frames_reach_the_flush_of_their_ticket_and_checkpoints_are_marked() {
+        // (frames, checkpoint) of every generation, in order.
+        type Seen = Arc<Mutex<Vec<(Vec<u8>, bool)>>>;
+        let seen: Seen = Arc::default();
+        let record = Arc::clone(&seen);
+        let gc = GroupCommit::start(
+            Box::new(move |batch: Batch<'_>| {
+                record
+                    .lock()
+                    .push((batch.frames.to_vec(), batch.checkpoint));
+                Ok(())
+            }),
+            Duration::ZERO,
+        )
+        .unwrap();
+        let ticket = gc.push_and_ticket(b"one");
+        gc.wait(ticket).await.unwrap();
+        let ticket = gc.push_and_ticket(b"two");
+        gc.wait(ticket).await.unwrap();
+        gc.checkpoint_after_write().await.unwrap();
+        gc.flush_after_write().await.unwrap();
+        drop(gc);
+        let seen = seen.lock().clone();
+        let with_frames: Vec<&[u8]> = seen
+            .iter()
+            .filter(|(f, _)| !f.is_empty())
+            .map(|(f, _)| f.as_slice())
+            .collect();
+        // Each frame is flushed once, in its own generation, and never again.
+        assert_eq!(with_frames, [b"one".as_slice(), b"two".as_slice()]);
+        let checkpoints = seen.iter().filter(|(_, c)| *c).count();
+        // The asked-for checkpoint, and one at shutdown (a plain flush came in between).
+        assert_eq!(checkpoints, 2, "{seen:?}");
+        assert!(
+            seen.last().unwrap().1,
+            "shutdown ends with a checkpoint: {seen:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn failures_reach_the_waiters() {
         let gc =
-            GroupCommit::start(Box::new(|| Err("disk on fire".into())), Duration::ZERO).unwrap();
+            GroupCommit::start(Box::new(|_| Err("disk on fire".into())), Duration::ZERO).unwrap();
         let err = gc.flush_after_write().await.unwrap_err();
         assert!(err.to_string().contains("disk on fire"), "{err}");
     }
@@ -229,7 +331,7 @@ mod tests {
     #[tokio::test]
     async fn flushes_are_paced_and_the_first_is_not_delayed() {
         let interval = Duration::from_millis(20);
-        let gc = Arc::new(GroupCommit::start(Box::new(|| Ok(())), interval).unwrap());
+        let gc = Arc::new(GroupCommit::start(Box::new(|_| Ok(())), interval).unwrap());
         // Writers back to back for ~200 ms: every append is still acknowledged, and flushes
         // start at least `interval` apart, so there are at most elapsed / interval + 1 of them.
         let started = Instant::now();
@@ -260,7 +362,7 @@ mod tests {
 
         // The first flush (nothing flushed yet, as after an idle spell longer than the
         // interval) starts at once: it does not wait out a 5 s pacing.
-        let slow = GroupCommit::start(Box::new(|| Ok(())), Duration::from_secs(5)).unwrap();
+        let slow = GroupCommit::start(Box::new(|_| Ok(())), Duration::from_secs(5)).unwrap();
         let t = Instant::now();
         slow.flush_after_write().await.unwrap();
         assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());

@@ -8,6 +8,7 @@
 //!   the store is created. A different version fails with [`StoreError::Corrupted`] naming both
 //!   versions, so a future incompatible layout refuses to start instead of misreading data.
 //! - `sled/` — sled's own files (`conf`, `db`, `snap.*`, `blobs/`).
+//! - `wal` — the write-ahead log (layout 4; see `wal.rs`), empty after a clean shutdown.
 //!
 //! The same version is also stored inside sled (key `F`). If `FORMAT` says a store exists but
 //! sled comes up without that key, sled's files were lost or replaced: refuse as corrupted.
@@ -33,8 +34,14 @@ use crate::{Result, StoreError};
 /// last idempotency key, and appends are single-key inserts with the meta record as commit
 /// point (version-1 data relied on batches and must not be read with version-2 rules).
 /// Version 3: one event record per append, varint meta record holding a bounded list of
-/// recent idempotency keys, no per-key `I` records.
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// recent idempotency keys, no per-key `I` records. Version 4: the write-ahead log (`wal`,
+/// see `wal.rs`) is the durability point; sled is flushed at checkpoints. Its records are
+/// those of version 3, so a version-3 directory is upgraded in place on open (it has no log).
+/// A version-3 build must not open a version-4 directory: it would ignore appends that only
+/// the log holds.
+pub(crate) const FORMAT_VERSION: u32 = 4;
+/// The one older version this build opens, and upgrades.
+const UPGRADABLE_VERSION: u32 = 3;
 const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_PREFIX: &str = "kefu-store-sled ";
 const LOCK_FILE: &str = "LOCK";
@@ -78,11 +85,19 @@ pub(crate) fn open_dir(dir: &Path, config: &SledStoreConfig) -> Result<Opened> {
         .map_err(|e| corrupted(dir, format!("reading the format marker failed: {e}")))?;
     match (format, marker) {
         (Some(version), Some(marker)) => {
-            if marker.as_ref() != version.to_be_bytes() {
+            let agree = marker.as_ref() == version.to_be_bytes();
+            // An upgrade writes the marker first, then the file: a crash in between leaves
+            // exactly this pair, and the upgrade is finished below.
+            let interrupted_upgrade =
+                version == UPGRADABLE_VERSION && marker.as_ref() == FORMAT_VERSION.to_be_bytes();
+            if !agree && !interrupted_upgrade {
                 return Err(corrupted(
                     dir,
                     "FORMAT file and the marker inside sled disagree",
                 ));
+            }
+            if version == UPGRADABLE_VERSION {
+                upgrade(dir, &db)?;
             }
         }
         (Some(_), None) => {
@@ -169,7 +184,7 @@ fn read_format(dir: &Path) -> Result<Option<u32>> {
         .strip_prefix(FORMAT_PREFIX)
         .and_then(|v| v.parse::<u32>().ok())
         .ok_or_else(|| corrupted(dir, format!("FORMAT file is unreadable: {:?}", text.trim())))?;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != UPGRADABLE_VERSION {
         return Err(corrupted(
             dir,
             format!(
@@ -179,6 +194,21 @@ fn read_format(dir: &Path) -> Result<Option<u32>> {
         ));
     }
     Ok(Some(version))
+}
+
+/// Moves a version-3 directory to version 4: the records stay as they are, only the markers
+/// change (sled's first, then the file; see the caller for the crash in between).
+fn upgrade(dir: &Path, db: &sled::Db) -> Result<()> {
+    let failed = |e: sled::Error| StoreError::Io {
+        op: "upgrade store layout",
+        detail: e.to_string(),
+    };
+    db.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())
+        .map_err(failed)?;
+    db.flush().map_err(failed)?;
+    write_format(dir)?;
+    tracing::info!(path = %dir.display(), from = UPGRADABLE_VERSION, to = FORMAT_VERSION, "Store layout upgraded");
+    Ok(())
 }
 
 /// Writes `FORMAT` via a temporary file, fsync, rename and a directory fsync, so the marker is

@@ -41,26 +41,40 @@
 
 use super::Inner;
 use super::codec::{self, Meta, RecentIdem};
+use super::group_commit::GroupCommit;
+use super::wal;
 use crate::{AppendOutcome, AppendRequest, Result, StoreError};
 
 impl Inner {
-    /// Check-then-write of one append, under the session's stripe lock. Returns the outcome;
-    /// the caller still has to wait for durability.
-    pub(super) fn append_locked(&self, session: &str, req: AppendRequest) -> Result<AppendOutcome> {
+    /// Check-then-write of one append, under the session's stripe lock. Returns the outcome
+    /// and, when the append was applied and `log` is given, the group-commit ticket its log
+    /// frame was handed over with; the caller still has to wait for durability. The frame is
+    /// handed over after the meta record is written and before the stripe is released, so the
+    /// log holds a session's appends in the order sled applied them (see `wal.rs`). Replay
+    /// passes no `log`: its appends are already in the log.
+    pub(super) fn append_locked(
+        &self,
+        session: &str,
+        req: AppendRequest,
+        log: Option<&GroupCommit>,
+    ) -> Result<(AppendOutcome, Option<u64>)> {
         let _stripe = self.stripe(session).lock();
         let meta = self.meta(session)?;
         // Before the head check: a retry carries the stale expected_seq of its first try.
         if let (Some(meta), Some(key)) = (&meta, req.idempotency_key.as_deref())
             && let Some((first_seq, last_seq)) = meta.find_idem(key)
         {
-            return Ok(AppendOutcome::Duplicate {
-                first_seq,
-                last_seq,
-            });
+            return Ok((
+                AppendOutcome::Duplicate {
+                    first_seq,
+                    last_seq,
+                },
+                None,
+            ));
         }
         let head = meta.as_ref().map_or(0, |m| m.seq);
         if head != req.expected_seq {
-            return Ok(AppendOutcome::Conflict { actual_seq: head });
+            return Ok((AppendOutcome::Conflict { actual_seq: head }, None));
         }
         let first_seq = head + 1;
         let last_seq = u64::try_from(req.events.len())
@@ -71,12 +85,25 @@ impl Inner {
                 detail: "sequence number would overflow".into(),
             })?;
         self.write_records(session, meta.as_ref(), &req)?;
+        // Encoded before `next_meta` takes the request apart, handed over after the commit
+        // point: a frame must never reach the log for an append sled has not applied.
+        let frame = log.map(|_| {
+            let mut frame = Vec::with_capacity(wal_frame_hint(session, &req));
+            wal::encode_append(&mut frame, session, &req);
+            frame
+        });
         let new_meta = next_meta(meta, req, first_seq, last_seq, self.idem_window);
         self.commit_meta(session, &new_meta)?;
-        Ok(AppendOutcome::Appended {
-            first_seq,
-            last_seq,
-        })
+        let ticket = log
+            .zip(frame)
+            .map(|(log, frame)| log.push_and_ticket(&frame));
+        Ok((
+            AppendOutcome::Appended {
+                first_seq,
+                last_seq,
+            },
+            ticket,
+        ))
     }
 
     /// Steps 1 and 2 of an append (see the module docs): everything before the commit point.
@@ -154,6 +181,16 @@ impl Inner {
         }
         Ok(deleted)
     }
+}
+
+/// Bytes a log frame of `req` takes, give or take the varints: one allocation per frame.
+fn wal_frame_hint(session: &str, req: &AppendRequest) -> usize {
+    let payload = session.len()
+        + req.idempotency_key.as_ref().map_or(0, String::len)
+        + req.user.len()
+        + req.events.iter().map(Vec::len).sum::<usize>()
+        + req.snapshot.as_ref().map_or(0, Vec::len);
+    payload + 32 + 4 * req.events.len()
 }
 
 /// The meta record an append commits: the new head and snapshot, and this append's key added
