@@ -359,8 +359,8 @@ async fn metrics_show_turn_phases_and_store_flushes() {
         );
         assert_eq!(all, count, "{phase}");
     }
-    // Every acknowledged turn waited for a flush with fdatasync.
-    assert!(sample(&text, r#"kefu_store_flush_seconds_count{step="sled"}"#) >= 1.0);
+    // Every acknowledged turn waited for a flush: a write-ahead log write with fdatasync.
+    assert!(sample(&text, r#"kefu_store_flush_seconds_count{step="write"}"#) >= 1.0);
     assert!(sample(&text, r#"kefu_store_flush_seconds_count{step="fdatasync"}"#) >= 1.0);
     server.stop().await;
 }

@@ -13,25 +13,26 @@
 //!    new meta record, each with a plain sled `insert` (see [`write`] for the order, the crash
 //!    windows it leaves and why readers ignore what a crashed append left behind). The stripe
 //!    lock makes check-then-write atomic even when two writers race on one session (the
-//!    directory lock rules out other processes).
-//! 2. Release the stripe, take a group-commit ticket and wait, off the lock, until a flush that
-//!    started after the meta record was written has returned (see `group_commit.rs`). Only then
-//!    is the append acknowledged.
+//!    directory lock rules out other processes). Still under the stripe, hand the append's
+//!    write-ahead log frame to the group commit and take its ticket (see `wal.rs`).
+//! 2. Release the stripe and wait, off the lock, until the flush of that ticket has written the
+//!    frame to the log and synced it, or checkpointed (see `group_commit.rs`). Only then is
+//!    the append acknowledged.
 //!
 //! `Duplicate` and `Conflict` answers wait for a flush too: the record they were derived from
 //! may still be on its way to disk, and answering from it early would acknowledge data that a
 //! crash could still take away.
 //!
 //! No `sled::Batch` and no transactions: both take sled's process-wide concurrency-control
-//! write lock, which a running flush holds as a reader, so every append would stall a runtime
-//! worker for up to a whole flush. See `DURABILITY.md`.
+//! write lock, which a running flush (now: a checkpoint) holds as a reader, so every append
+//! would stall a runtime worker for up to a whole flush. See `DURABILITY.md`.
 //!
 //! **Read side.** The meta record is the truth: `events` stops at its head, `sessions_of_user`
 //! lists only index entries confirmed by a meta record of that user.
 //!
 //! Sled calls that only touch a few keys (gets, two inserts, a bounded scan) run inline on the
-//! calling task: they take microseconds. The flush runs on the group-commit thread; whole-store
-//! scans (`delete_user`, `session_count`) run on tokio's blocking pool.
+//! calling task: they take microseconds. Log writes and checkpoints run on the group-commit
+//! thread; whole-store scans (`delete_user`, `session_count`) run on tokio's blocking pool.
 
 mod codec;
 #[cfg(test)]
@@ -61,13 +62,15 @@ use group_commit::GroupCommit;
 pub struct SledStoreConfig {
     /// sled's page cache size in bytes. Sessions beyond the cache are read from disk on load.
     pub cache_capacity_bytes: u64,
-    /// After each `sled::Db::flush`, also `fdatasync` sled's data file. sled's flush on Linux
-    /// ends in `sync_file_range`, which survives a process crash but not necessarily a power
-    /// loss; the extra `fdatasync` makes the acknowledgement hold across power loss too (on
-    /// disks that honour cache flushes). On by default; turn off only for throwaway data.
+    /// `fdatasync` the write-ahead log after each group-commit write, and sled's data file
+    /// after each checkpoint's `sled::Db::flush` (which on Linux ends in `sync_file_range`:
+    /// that survives a process crash but not necessarily a power loss). With it, an
+    /// acknowledgement holds across power loss too (on disks that honour cache flushes).
+    /// Without it, only across a process crash. On by default; turn off only for throwaway data.
     pub fsync: bool,
     /// sled's own timer flush interval (`None`: off). It is not a durability point — every
-    /// append waits for its own group-commit flush — so it is off by default.
+    /// append waits for its own group-commit flush, and checkpoints flush sled — so it is off
+    /// by default.
     pub background_flush_ms: Option<u64>,
     /// Number of stripes of the per-session write lock. More stripes, fewer false conflicts
     /// between sessions hashing to the same stripe.
@@ -78,7 +81,7 @@ pub struct SledStoreConfig {
     /// well above the per-session in-flight limit. 0 turns deduplication off.
     pub idempotency_window: usize,
     /// Group-commit flushes start at least this far apart. Under load, appends that arrive
-    /// meanwhile share the next flush (fewer flushes, each waking sled's I/O threads and every
+    /// meanwhile share the next flush (fewer flushes, each waking the flusher and every
     /// waiter once); after an idle spell the first flush starts at once, so a lone append
     /// waits no longer. Default 2 ms: in the load test (1,000 sessions, 2 cores) the server's
     /// CPU per turn fell from about 130 to 95 µs; 0.5, 1 and 3 ms gave 120, 112 and 98 µs

@@ -545,7 +545,7 @@ fn print_timeline(t0: Instant, secs: f64, sent: &[(Instant, u32)], scrapes: &[(I
             .map_or_else(|| "-".to_owned(), |q| format!("{:.1}", q * 1e3))
     };
     println!(
-        "timeline: s  sent  client p99 ms | server turns  p99 ms: turn  queue  handle  append  flush"
+        "timeline: s  sent  client p99 ms | server turns  p99 ms: turn  queue  handle  append  fsync"
     );
     for (i, bucket) in by_second.iter_mut().enumerate() {
         bucket.sort_unstable();
@@ -570,7 +570,7 @@ fn print_timeline(t0: Instant, secs: f64, sent: &[(Instant, u32)], scrapes: &[(I
                 ms(series("kefu_turn_phase_seconds", r#"phase="queue""#).as_ref()),
                 ms(series("kefu_turn_phase_seconds", r#"phase="handle""#).as_ref()),
                 ms(series("kefu_turn_phase_seconds", r#"phase="append""#).as_ref()),
-                ms(series("kefu_store_flush_seconds", r#"step="sled""#).as_ref()),
+                ms(series("kefu_store_flush_seconds", r#"step="fdatasync""#).as_ref()),
             )
         });
         println!(

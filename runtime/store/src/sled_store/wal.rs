@@ -16,10 +16,10 @@
 //!   `fdatasync`ed (or covered by a checkpoint). So every acknowledged append is in this file,
 //!   in sled's durable files, or both.
 //! - **Checkpoint:** take the pending records, `sled::Db::flush`, `fdatasync` sled's file,
-//!   then truncate this file to zero and sync it. Every record in the file, and every one
-//!   taken, was applied to sled before the flush started, so the flush covers them all and
-//!   they can go.
-//! - A crash between the sled flush and the truncation leaves records that sled already holds.
+//!   then empty this log (a new epoch in its header, synced). Every record in the file, and
+//!   every one taken, was applied to sled before the flush started, so the flush covers them
+//!   all and they can go.
+//! - A crash between the sled flush and the new epoch leaves records that sled already holds.
 //!   Replaying them gives `Duplicate` or `Conflict`, and is skipped.
 //! - **Replay at open:** each record goes through the normal check-then-write. A record sled
 //!   already holds is refused by its idempotency key or its expected head. One it lacks is
@@ -35,9 +35,9 @@
 //!   written after the previous one's `fdatasync` returned. The records of a torn write were
 //!   never acknowledged.
 //! - **A failed write or `fdatasync`** leaves the file's tail unknown. The generation's waiters
-//!   get the error. The next generation checkpoints first, so it never writes after an unknown
-//!   tail. If that checkpoint fails as well, every generation fails until the store is
-//!   reopened: we fail closed.
+//!   get the error. The next generation is a checkpoint instead of a write, so nothing is ever
+//!   written after an unknown tail; as long as checkpoints fail too, every generation fails
+//!   (we fail closed), and the first one that succeeds makes everything applied durable.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
