@@ -87,6 +87,10 @@ struct Phase {
     errors: u64,
     secs: f64,
     lat_us: Vec<u32>,
+    /// Open loop only: how late this process started each measured request it had slept
+    /// for, after its scheduled time (its own timer and scheduling delay), sorted. Part of
+    /// `lat_us` too.
+    lag_us: Vec<u32>,
     /// CPU seconds (server, load generator) spent while measuring, when `/proc` could be read.
     cpu: Option<(f64, f64)>,
     /// The server's own latency histograms over the measurement window (from `/metrics`).
@@ -166,6 +170,19 @@ impl Phase {
             );
         }
         self.print_threads();
+        if let Some(&max) = self.lag_us.last() {
+            // The load generator shares the machine: when it is late to send, the latency above
+            // grows by as much, although the server never saw the request. (Sends that were
+            // overdue because the session's previous turn came back late are not counted.)
+            println!(
+                "{:<10} loadgen send lag: p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+                "",
+                percentile(&self.lag_us, 50.0) as f64 / 1000.0,
+                percentile(&self.lag_us, 99.0) as f64 / 1000.0,
+                percentile(&self.lag_us, 99.9) as f64 / 1000.0,
+                f64::from(max) / 1000.0,
+            );
+        }
         // Quantiles from the server's buckets: only as fine as those (see kefu_tests::prom).
         // Series with no sample in the window (a skill the script never calls) say nothing.
         for (label, h) in self.server.iter().filter(|(_, h)| h.count() > 0.0) {
@@ -403,13 +420,14 @@ async fn drive(
         let errors = errors.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(4096);
+            let mut lag = Vec::new();
             // With --timeline: when each measured turn was due, to place it in its second.
             let mut sent = Vec::new();
             let mut conn = match Conn::connect(addr).await {
                 Ok(c) => c,
                 Err(_) => {
                     errors.fetch_add(1, Ordering::Relaxed);
-                    return (lat, sent);
+                    return (lat, lag, sent);
                 }
             };
             let session = format!("load-{user}");
@@ -420,7 +438,15 @@ async fn drive(
                     Some(every) => {
                         let phase = every.mul_f64(user as f64 / n as f64);
                         let due = origin + phase + every * turn as u32;
+                        // A send already overdue (the session's previous turn came back
+                        // late) is the server's delay, not ours: only a send this task slept
+                        // for measures how late its own timer and scheduling were.
+                        let slept = tokio::time::Instant::now() < due;
                         tokio::time::sleep_until(due).await;
+                        if slept && measuring.load(Ordering::Relaxed) {
+                            let late = due.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                            lag.push(late);
+                        }
                         due.into_std()
                     }
                     None => Instant::now(),
@@ -455,7 +481,7 @@ async fn drive(
                     }
                 }
             }
-            (lat, sent)
+            (lat, lag, sent)
         }));
     }
     tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
@@ -502,13 +528,16 @@ async fn drive(
     }
     stop.store(true, Ordering::Relaxed);
     let mut lat = Vec::new();
+    let mut lag = Vec::new();
     let mut sent = Vec::new();
     for t in tasks {
-        let (l, s) = t.await?;
+        let (l, g, s) = t.await?;
         lat.extend(l);
+        lag.extend(g);
         sent.extend(s);
     }
     lat.sort_unstable();
+    lag.sort_unstable();
     if let Some(scraper) = scraper {
         print_timeline(t0, secs, &sent, &scraper.await?);
     }
@@ -521,6 +550,7 @@ async fn drive(
         errors: errors.load(Ordering::Relaxed),
         secs: elapsed,
         lat_us: lat,
+        lag_us: lag,
         cpu,
         server,
         threads,
