@@ -39,13 +39,13 @@ fn last_json(out: &Output) -> Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
 }
 
-#[test]
-fn nlu_eval_on_chinese_jsonl_prints_every_figure() {
+/// `kefu nlu eval --json` on the Chinese train/test fixtures, with `extra` arguments.
+fn nlu_eval_zh(extra: &[&str]) -> Output {
     let (train, test) = (
         data("intents_zh_train.jsonl"),
         data("intents_zh_test.jsonl"),
     );
-    let out = kefu(&[
+    let mut args = vec![
         "nlu",
         "eval",
         "--train",
@@ -55,7 +55,14 @@ fn nlu_eval_on_chinese_jsonl_prints_every_figure() {
         "--lang",
         "zh",
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    kefu(&args)
+}
+
+#[test]
+fn nlu_eval_on_chinese_jsonl_prints_every_figure() {
+    let out = nlu_eval_zh(&[]);
     assert_ok(&out);
     let json = last_json(&out);
     let keys: Vec<&str> = json
@@ -255,25 +262,10 @@ fn nlu_eval_splits_one_file() {
 
 #[test]
 fn nlu_eval_writes_the_misclassified_examples() {
-    let (train, test) = (
-        data("intents_zh_train.jsonl"),
-        data("intents_zh_test.jsonl"),
-    );
+    let test = data("intents_zh_test.jsonl");
     let dir = tempfile::tempdir().unwrap();
     let errors = dir.path().join("errors.jsonl");
-    let out = kefu(&[
-        "nlu",
-        "eval",
-        "--train",
-        path(&train),
-        "--test",
-        path(&test),
-        "--lang",
-        "zh",
-        "--errors",
-        path(&errors),
-        "--json",
-    ]);
+    let out = nlu_eval_zh(&["--errors", path(&errors)]);
     assert_ok(&out);
     let json = last_json(&out);
     let test_rows = std::fs::read_to_string(&test).unwrap();
@@ -308,16 +300,8 @@ fn nlu_eval_writes_the_misclassified_examples() {
     );
 
     // A file that cannot be created: exit 2, naming the option.
-    let out = kefu(&[
-        "nlu",
-        "eval",
-        "--train",
-        path(&train),
-        "--test",
-        path(&test),
-        "--errors",
-        path(&dir.path().join("missing-dir/errors.jsonl")),
-    ]);
+    let missing = dir.path().join("missing-dir/errors.jsonl");
+    let out = nlu_eval_zh(&["--errors", path(&missing)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--errors"));
 }

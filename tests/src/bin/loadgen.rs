@@ -197,9 +197,7 @@ impl Phase {
             );
         }
     }
-}
 
-impl Phase {
     /// One line of the server's threads by kind: CPU per operation and wake-ups per second,
     /// for the kinds that used at least 1% of the server's CPU in the window.
     fn print_threads(&self) {
@@ -240,12 +238,7 @@ fn clock_ticks() -> f64 {
 /// User + system CPU seconds of process `pid` (all its threads), `None` off Linux.
 fn cpu_secs(pid: u32, ticks: f64) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces; fields after it are plain numbers.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / ticks)
+    Some(threads::parse_stat_ticks(&stat)? as f64 / ticks)
 }
 
 /// CPU seconds of (the server, this process).

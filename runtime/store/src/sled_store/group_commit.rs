@@ -121,10 +121,11 @@ impl GroupCommit {
         self.request(|_| {})
     }
 
-    /// Hands `frame` (log frames of an applied append) to the next flush to start and takes
-    /// that flush's ticket, atomically: the frame is in the batch of exactly that flush.
-    pub(crate) fn push_and_ticket(&self, frame: &[u8]) -> u64 {
-        self.request(|state| state.pending.extend_from_slice(frame))
+    /// Lets `encode` append an applied append's log frame to the batch of the next flush to
+    /// start, and takes that flush's ticket, atomically: the frame is in the batch of exactly
+    /// that flush. Encoding in place saves a copy of every frame on the append path.
+    pub(crate) fn push_and_ticket(&self, encode: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        self.request(|state| encode(&mut state.pending))
     }
 
     fn request(&self, with: impl FnOnce(&mut State)) -> u64 {
@@ -296,9 +297,9 @@ mod tests {
             Duration::ZERO,
         )
         .unwrap();
-        let ticket = gc.push_and_ticket(b"one");
+        let ticket = gc.push_and_ticket(|b| b.extend_from_slice(b"one"));
         gc.wait(ticket).await.unwrap();
-        let ticket = gc.push_and_ticket(b"two");
+        let ticket = gc.push_and_ticket(|b| b.extend_from_slice(b"two"));
         gc.wait(ticket).await.unwrap();
         gc.checkpoint_after_write().await.unwrap();
         gc.flush_after_write().await.unwrap();

@@ -85,18 +85,12 @@ impl Inner {
                 detail: "sequence number would overflow".into(),
             })?;
         self.write_records(session, meta.as_ref(), &req)?;
-        // Encoded before `next_meta` takes the request apart, handed over after the commit
-        // point: a frame must never reach the log for an append sled has not applied.
-        let frame = log.map(|_| {
-            let mut frame = Vec::with_capacity(wal_frame_hint(session, &req));
-            wal::encode_append(&mut frame, session, &req);
-            frame
-        });
-        let new_meta = next_meta(meta, req, first_seq, last_seq, self.idem_window);
+        let new_meta = next_meta(meta, &req, first_seq, last_seq, self.idem_window);
         self.commit_meta(session, &new_meta)?;
+        // After the commit point (a frame must never reach the log for an append sled has not
+        // applied), encoded straight into the group commit's pending batch.
         let ticket = log
-            .zip(frame)
-            .map(|(log, frame)| log.push_and_ticket(&frame));
+            .map(|log| log.push_and_ticket(|pending| wal::encode_append(pending, session, &req)));
         Ok((
             AppendOutcome::Appended {
                 first_seq,
@@ -183,32 +177,22 @@ impl Inner {
     }
 }
 
-/// Bytes a log frame of `req` takes, give or take the varints: one allocation per frame.
-fn wal_frame_hint(session: &str, req: &AppendRequest) -> usize {
-    let payload = session.len()
-        + req.idempotency_key.as_ref().map_or(0, String::len)
-        + req.user.len()
-        + req.events.iter().map(Vec::len).sum::<usize>()
-        + req.snapshot.as_ref().map_or(0, Vec::len);
-    payload + 32 + 4 * req.events.len()
-}
-
 /// The meta record an append commits: the new head and snapshot, and this append's key added
 /// to the recent keys, the oldest dropped beyond `window`.
 fn next_meta(
     old: Option<Meta>,
-    req: AppendRequest,
+    req: &AppendRequest,
     first_seq: u64,
     last_seq: u64,
     window: usize,
 ) -> Meta {
     let (user, mut recent, old_snapshot) = match old {
         Some(old) => (old.user, old.recent, Some((old.snapshot_seq, old.snapshot))),
-        None => (req.user, Vec::new(), None),
+        None => (req.user.clone(), Vec::new(), None),
     };
-    if let Some(key) = req.idempotency_key {
+    if let Some(key) = &req.idempotency_key {
         recent.push(RecentIdem {
-            digest: codec::idem_digest(&key),
+            digest: codec::idem_digest(key),
             first_seq,
             last_seq,
         });
@@ -216,8 +200,8 @@ fn next_meta(
     if recent.len() > window {
         recent.drain(..recent.len() - window);
     }
-    let (snapshot_seq, snapshot) = match (req.snapshot, old_snapshot) {
-        (Some(snapshot), _) => (last_seq, Some(snapshot)),
+    let (snapshot_seq, snapshot) = match (&req.snapshot, old_snapshot) {
+        (Some(snapshot), _) => (last_seq, Some(snapshot.clone())),
         (None, Some(old)) => old,
         (None, None) => (0, None),
     };
